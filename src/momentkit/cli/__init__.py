@@ -1,0 +1,1 @@
+"""The ``momentkit`` command line. One module per subcommand, each with ``register(subparsers)``."""

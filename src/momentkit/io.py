@@ -1,0 +1,107 @@
+"""Small file helpers shared by every reader and writer.
+
+- :func:`atomic_write` writes to a temporary file in the target folder and renames it into place,
+  so an interrupted run never leaves a half-written file behind.
+- :func:`iter_jsonl` / :func:`read_json` parse with errors that name the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from momentkit.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(path: str | os.PathLike, save_fn) -> None:
+    """Call ``save_fn(tmp_path)`` then rename the result onto ``path`` (for numpy/torch savers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        save_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    if path.is_dir():
+        raise InputError("expected a file, found a folder", path=path)
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for every non-blank line of a JSON Lines file."""
+    path = Path(path)
+    _require_file(path)
+    seen = False
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+            seen = True
+            yield lineno, obj
+    if not seen:
+        raise InputError("file is empty", path=path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a whole JSON file; errors name the file, line and column."""
+    path = Path(path)
+    _require_file(path)
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise InputError("file is empty", path=path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno) from None
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Write dicts as JSON Lines, atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row))
+            fh.write("\n")
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    """Write one JSON document, atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=indent)
+        fh.write("\n")
