@@ -1,0 +1,158 @@
+"""Settings of the synthetic world and the named presets of ``momentkit synth``.
+
+Every field is a documented control; ``--set key=value`` on the command line overrides one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from momentkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    # what is generated
+    task: str = "grounding"  # "grounding" (text queries) or "detection" (action classes)
+    num_videos: dict | None = None  # videos per split, e.g. {"train": 500, "val": 100}
+    queries_per_video: tuple[int, int] = (1, 2)  # grounding: inclusive range of queries per video
+    # time
+    duration: tuple[float, float] = (150.0, 150.0)  # video length range in seconds
+    clip_len: float = 2.0  # seconds per feature step
+    align_to_clips: bool = True  # event boundaries on the clip grid (QVHighlights windows are)
+    event_len: tuple[float, float] = (4.0, 60.0)  # event length range, log-uniform, seconds
+    gap_len: tuple[float, float] = (2.0, 20.0)  # background between events, seconds
+    tracks: int = 1  # detection: parallel event tracks, so actions overlap when > 1
+    # moments per query
+    repeats: tuple[int, int] = (1, 1)  # how often the queried event occurs (multi-moment when > 1)
+    specificity: tuple[int, ...] = (0,)  # 0 = full description, 1 = action + object, 2 = action only
+    # difficulty
+    distractor_prob: float = 0.5  # chance that another event differs from a queried one in one concept
+    noise: float = 0.7  # per-clip feature noise (relative to the signal)
+    drift: float = 0.4  # slowly varying (AR(1)) nuisance added to every clip
+    text_noise: float = 0.5  # per-token noise on query features
+    # features
+    latent_dim: int = 48
+    video_dims: tuple[int, ...] = (128, 128)  # one folder per entry, e.g. SlowFast + CLIP layout
+    text_dim: int = 128
+    layers: int = 0  # > 0: layered (K, T, D) video and (K, L, D) text features for side-tuning
+    # saliency
+    annotators: int = 3  # 0: no saliency in the annotation file (Charades-STA, TACoS style)
+    # domain adaptation (detection)
+    domains: int = 1  # 2: a labelled source and an unlabelled target domain with a controlled shift
+    shift: float = 0.5  # strength of the target feature transform, 0 = none
+    # vocabulary sizes (taken from the built-in word lists)
+    num_actions: int = 16
+    num_objects: int = 20
+    num_attributes: int = 8
+    num_places: int = 8
+
+    def __post_init__(self) -> None:
+        if self.task not in ("grounding", "detection"):
+            raise InputError(f"task must be 'grounding' or 'detection', got {self.task!r}", field="task")
+        if self.clip_len <= 0:
+            raise InputError("must be > 0", field="clip_len")
+        if self.noise < 0 or self.text_noise < 0 or self.drift < 0:
+            raise InputError("noise levels must be >= 0", field="noise")
+        if not 0 <= self.distractor_prob <= 1:
+            raise InputError("must be within [0, 1]", field="distractor_prob")
+        if self.domains not in (1, 2):
+            raise InputError("must be 1 or 2", field="domains")
+        if any(s not in (0, 1, 2) for s in self.specificity):
+            raise InputError("levels are 0, 1 or 2", field="specificity")
+
+    def splits(self) -> dict:
+        return dict(self.num_videos or {"train": 100, "val": 20})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def override(self, assignments: list[str]) -> SynthConfig:
+        """Apply ``key=value`` strings (values parsed as YAML: numbers, lists, dicts, booleans)."""
+        import yaml
+
+        known = {f.name: f for f in fields(self)}
+        changes = {}
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep:
+                raise InputError(f"expected key=value, got {item!r}", field="--set")
+            if key not in known:
+                raise InputError(f"unknown setting; known: {', '.join(sorted(known))}", field=key)
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise InputError(f"cannot parse value {raw!r}", field=key) from None
+            current = getattr(self, key)
+            if isinstance(current, tuple):
+                value = tuple(value) if isinstance(value, list) else (value, value)
+            elif isinstance(current, float) and isinstance(value, int):
+                value = float(value)
+            elif current is not None and not isinstance(value, type(current)):
+                raise InputError(f"expected {type(current).__name__}, got {raw!r}", field=key)
+            changes[key] = value
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, tuple[str, SynthConfig]] = {
+    "qvh-small": (
+        "QVHighlights-like: 150 s videos, 2 s clips, SlowFast+CLIP-style video folders, "
+        "saliency from 3 annotators, mostly single-moment queries",
+        SynthConfig(num_videos={"train": 600, "val": 120}, repeats=(1, 2)),
+    ),
+    "charades-small": (
+        "Charades-STA-like: 20-45 s videos, 1 s clips, continuous windows, one moment per query, "
+        "no saliency",
+        SynthConfig(
+            num_videos={"train": 600, "val": 150}, duration=(20.0, 45.0), clip_len=1.0,
+            align_to_clips=False, event_len=(3.0, 15.0), gap_len=(1.0, 6.0), annotators=0,
+            video_dims=(128,),
+        ),
+    ),
+    "tacos-small": (
+        "TACoS-like: long 240-420 s cooking-style videos, 2 s clips, many queries per video, "
+        "no saliency",
+        SynthConfig(
+            num_videos={"train": 60, "val": 15}, queries_per_video=(8, 14), duration=(240.0, 420.0),
+            align_to_clips=False, event_len=(4.0, 40.0), gap_len=(1.0, 8.0), annotators=0,
+            video_dims=(128,),
+        ),
+    ),
+    "multimoment-small": (
+        "Search-query-like: under-specified queries (specificity levels 0-2) whose every matching "
+        "event is a ground-truth moment",
+        SynthConfig(
+            num_videos={"train": 600, "val": 120}, repeats=(1, 3), specificity=(0, 1, 2),
+            distractor_prob=0.3, annotators=0,
+        ),
+    ),
+    "layered-small": (
+        "qvh-small with K=4 layered video and text features for side-tuning",
+        SynthConfig(num_videos={"train": 600, "val": 120}, repeats=(1, 2), layers=4, video_dims=(128,)),
+    ),
+    "tal-small": (
+        "Temporal action localisation: 60-180 s videos, 1 s steps, 16 action classes, two "
+        "overlapping tracks",
+        SynthConfig(
+            task="detection", num_videos={"train": 300, "val": 60}, duration=(60.0, 180.0),
+            clip_len=1.0, align_to_clips=False, event_len=(2.0, 20.0), gap_len=(2.0, 30.0), tracks=2,
+            annotators=0, video_dims=(128,),
+        ),
+    ),
+    "domain-shift-small": (
+        "tal-small with a labelled source and an unlabelled target domain (other backgrounds "
+        "and a feature transform)",
+        SynthConfig(
+            task="detection", num_videos={"train": 200, "val": 60}, duration=(60.0, 180.0),
+            clip_len=1.0, align_to_clips=False, event_len=(2.0, 20.0), gap_len=(2.0, 30.0), tracks=2,
+            annotators=0, video_dims=(128,), domains=2,
+        ),
+    ),
+}
+
+
+def get_preset(name: str) -> SynthConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}", field="PRESET")
+    return PRESETS[name][1]

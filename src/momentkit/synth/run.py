@@ -1,0 +1,90 @@
+"""Generate every split of a preset, write annotations and features, score the oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from momentkit.io import write_json
+from momentkit.synth.config import SynthConfig
+from momentkit.synth.generate import Generator
+from momentkit.synth import oracle
+
+
+def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | None = None) -> dict:
+    """Write the benchmark described by ``cfg`` to ``out``; returns the summary written to synth.json."""
+    from momentkit.data.annotations import write_annotations
+
+    out = Path(out)
+    gen = Generator(cfg, seed)
+    summary: dict = {"preset": preset, "seed": seed, "config": cfg.to_dict(), "splits": {}, "oracle": {}}
+    if cfg.task == "grounding":
+        for i, (split, n) in enumerate(cfg.splits().items()):
+            samples, rendered, texts = gen.grounding_split(split, n, out, i)
+            write_annotations(out / "annotations" / f"{split}.jsonl", samples, "grounding-jsonl")
+            summary["splits"][split] = _grounding_counts(samples)
+            if split != "train":
+                preds = oracle.grounding_predictions(gen, samples, rendered, texts)
+                summary["oracle"][split] = _score_grounding(cfg, preds, samples)
+        summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
+        summary["text_features"] = f"features/{gen.text_folder}"
+    else:
+        for domain in range(cfg.domains):
+            name = "source" if domain == 0 else "target"
+            all_samples = []
+            for i, (split, n) in enumerate(cfg.splits().items()):
+                samples, rendered = gen.detection_split(split, n, out, i, domain)
+                subset = {"train": "training", "val": "validation"}.get(split, split)
+                all_samples += [_with_subset(s, subset) for s in samples]
+                summary["splits"][f"{name}/{split}"] = _detection_counts(samples)
+                if split != "train":
+                    preds = oracle.detection_predictions(gen, samples, rendered)
+                    summary["oracle"][f"{name}/{split}"] = _score_detection(preds, samples)
+            write_annotations(out / "annotations" / f"{name}.json", all_samples, "detection-json")
+        summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
+    write_json(out / "synth.json", summary)
+    return summary
+
+
+def _with_subset(sample, subset: str):
+    from dataclasses import replace
+
+    return replace(sample, subset=subset)
+
+
+def _grounding_counts(samples) -> dict:
+    import numpy as np
+
+    n_win = np.array([len(s.windows) for s in samples])
+    lengths = np.array([e - s for x in samples for s, e in x.windows])
+    return {
+        "queries": len(samples), "videos": len({s.vid for s in samples}),
+        "moments_per_query": round(float(n_win.mean()), 3),
+        "multi_moment_pct": round(100 * float((n_win > 1).mean()), 2),
+        "window_len_mean": round(float(lengths.mean()), 2), "window_len_median": round(float(np.median(lengths)), 2),
+    }
+
+
+def _detection_counts(samples) -> dict:
+    import numpy as np
+
+    lengths = np.array([g.end - g.start for s in samples for g in s.segments])
+    return {"videos": len(samples), "segments": int(lengths.size),
+            "segment_len_mean": round(float(lengths.mean()), 2),
+            "classes": len({g.label for s in samples for g in s.segments})}
+
+
+def _score_grounding(cfg: SynthConfig, preds, samples) -> dict:
+    from momentkit.data.annotations.grounding_jsonl import grounding_row
+    from momentkit.training.evaluation import score_predictions
+
+    task = "grounding" if cfg.annotators else ("multimoment" if cfg.repeats[1] > 1 or max(cfg.specificity) > 0 else "single")
+    return score_predictions(preds, [grounding_row(s) for s in samples], task)
+
+
+def _score_detection(preds, samples) -> dict:
+    from momentkit.metrics import evaluate_detection
+
+    gt = {"database": {s.video: {"subset": "validation", "duration": s.duration,
+                                 "annotations": [{"segment": [g.start, g.end], "label": g.label} for g in s.segments]}
+                       for s in samples}}
+    return evaluate_detection({"results": preds}, gt, tious=(0.1, 0.2, 0.3, 0.4, 0.5))

@@ -1,0 +1,1 @@
+"""Training and evaluation of grounding models with Lightning (``momentkit train`` / ``test``)."""
