@@ -1,0 +1,25 @@
+"""Model building blocks and DETR-style moment retrieval models.
+
+- :mod:`.layers` (MLP, input projection, DropPath), :mod:`.position_encoding`, :mod:`.transformer`,
+  :mod:`.heads`, :mod:`.matcher`, :mod:`.losses`, :mod:`.postprocess`: reusable pieces.
+- :mod:`.detr`: :class:`MomentDETR` (Moment-DETR and QD-DETR as configurations).
+- :mod:`.registry`: ``create_model(name, **cfg)``, ``list_models()``, ``register_model(name)``.
+"""
+
+from momentkit.models import detr  # noqa: F401  (registers the built-in models)
+from momentkit.models.detr import DETRConfig, MomentDETR, make_config
+from momentkit.models.postprocess import postprocess, write_predictions
+from momentkit.models.registry import create_model, list_models, register_model
+from momentkit.models.utils import count_parameters
+
+__all__ = [
+    "DETRConfig",
+    "MomentDETR",
+    "count_parameters",
+    "create_model",
+    "list_models",
+    "make_config",
+    "postprocess",
+    "register_model",
+    "write_predictions",
+]

@@ -1,0 +1,65 @@
+"""Hungarian matching of predicted spans to target spans (DETR).
+
+One cost matrix is computed for the whole padded batch (every prediction against every target of
+every sample), then split per sample and solved with :func:`scipy.optimize.linear_sum_assignment`.
+Cost = ``cost_class * C_class + cost_span * L1(cxw) - cost_giou * gIoU(start-end)`` where
+``C_class`` is ``-p(foreground)`` (``class_cost="prob"``, DETR / Moment-DETR) or the focal cost of
+Deformable DETR (``class_cost="focal"``).
+"""
+
+from __future__ import annotations
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from momentkit.models.heads import foreground_prob
+from momentkit.spans import cxw_to_xx, pairwise_giou
+
+
+class HungarianMatcher(nn.Module):
+    def __init__(self, cost_class: float = 4.0, cost_span: float = 10.0, cost_giou: float = 1.0,
+                 class_cost: str = "prob", focal_alpha: float = 0.25, focal_gamma: float = 2.0):
+        super().__init__()
+        if class_cost not in ("prob", "focal"):
+            raise ValueError(f"class_cost must be 'prob' or 'focal', got {class_cost!r}")
+        self.cost_class, self.cost_span, self.cost_giou = cost_class, cost_span, cost_giou
+        self.class_cost = class_cost
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
+
+    def cost_matrix(self, logits: torch.Tensor, spans: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cost of every prediction (``logits (N, C)``, ``spans (N, 2)`` cxw) against every target (M, 2)."""
+        p = foreground_prob(logits.float())
+        if self.class_cost == "prob":
+            c_class = -p
+        else:
+            a, g = self.focal_alpha, self.focal_gamma
+            pos = a * (1 - p) ** g * -(p + 1e-8).log()
+            neg = (1 - a) * p**g * -(1 - p + 1e-8).log()
+            c_class = pos - neg
+        spans, targets = spans.float(), targets.float()
+        c_span = torch.cdist(spans, targets, p=1)
+        c_giou = -pairwise_giou(cxw_to_xx(spans), cxw_to_xx(targets))
+        return self.cost_class * c_class[:, None] + self.cost_span * c_span + self.cost_giou * c_giou
+
+    @torch.no_grad()
+    def forward(self, outputs: dict, targets: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``outputs``: ``pred_logits (B, Q, C)``, ``pred_spans (B, Q, 2)``; ``targets``: B tensors (n_i, 2).
+
+        Returns, per sample, ``(pred_idx, target_idx)`` int64 tensors of length ``min(Q, n_i)``.
+        """
+        b, q = outputs["pred_spans"].shape[:2]
+        sizes = [len(t) for t in targets]
+        if sum(sizes) == 0:
+            empty = torch.empty(0, dtype=torch.int64)
+            return [(empty, empty) for _ in range(b)]
+        cost = self.cost_matrix(
+            outputs["pred_logits"].flatten(0, 1), outputs["pred_spans"].flatten(0, 1),
+            torch.cat([t.to(outputs["pred_spans"].device) for t in targets]),
+        )
+        cost = cost.view(b, q, -1).cpu()
+        out = []
+        for i, c in enumerate(cost.split(sizes, -1)):
+            rows, cols = linear_sum_assignment(c[i].numpy())
+            out.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
+        return out
