@@ -19,6 +19,10 @@ from momentkit.errors import InputError
 COMMAND_MODULES = (
     "momentkit.cli.data",
     "momentkit.cli.pack",
+    "momentkit.cli.evaluate",
+    "momentkit.cli.synth",
+    "momentkit.cli.train",
+    "momentkit.cli.demo",
 )
 
 

@@ -1,0 +1,117 @@
+"""``momentkit evaluate PRED GT``: official-protocol metrics of a prediction file, as a table and JSON.
+
+The task is inferred from the files unless ``--task`` is given (see :mod:`momentkit.metrics.tasks`):
+query records with saliency -> grounding (QVHighlights MR + HD); without saliency -> multimoment when
+some query has several GT windows, else single; a ``database``/video-keyed JSON -> detection (segment
+predictions) or dense (per-frame score lists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+TASK_HELP = "grounding | single | multimoment | detection | dense (default: inferred from the files)"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score predictions with the official protocol (QVHighlights, R1/mIoU, R_m/mAP_m, TAL mAP, dense mAP)",
+        description="Score a prediction file against ground truth with the community's official protocol "
+        "and print a table; numbers are x100, rounded to 2 decimals as the official evaluators print them.",
+    )
+    p.add_argument("pred", help="predictions: JSON Lines (query tasks) or JSON (detection, dense)")
+    p.add_argument("gt", help="ground truth: JSON Lines (query tasks) or JSON with a 'database' (detection, dense)")
+    p.add_argument("--task", default=None, help=TASK_HELP)
+    p.add_argument("--out", default=None, help="write all metrics to this JSON file (atomically)")
+    p.add_argument("--subset", default=None, help="ground-truth subset to evaluate (detection, dense), e.g. Test")
+    p.add_argument(
+        "--tiou",
+        default=None,
+        help="IoU thresholds (single, multimoment, detection): a name (thumos, epic, activitynet), "
+        "start:step:stop (e.g. 0.3:0.1:0.7) or a list (0.3,0.5,0.7)",
+    )
+    p.add_argument("--protocol", default=None, help="dense only: per-frame (default) or charades (25 frames, weighted)")
+    p.add_argument(
+        "--frames", type=int, default=None, help="dense only: evaluate this many equally spaced frames per video"
+    )
+    p.add_argument("--per-class", action="store_true", help="detection, dense: also print the per-class AP table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from momentkit.io import write_json
+    from momentkit.metrics import evaluate
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task, metrics = evaluate(
+            args.task,
+            args.pred,
+            args.gt,
+            subset=args.subset,
+            tiou=args.tiou,
+            protocol=args.protocol,
+            num_frames=args.frames,
+        )
+    for w in caught:
+        print(f"momentkit evaluate: warning: {w.message}", file=sys.stderr)
+    print_metrics(task, metrics, per_class=args.per_class)
+    if args.out:
+        write_json(args.out, metrics)
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def print_metrics(task: str, metrics: dict, *, per_class: bool = False) -> None:
+    """A readable rich table of the headline numbers (everything else is in the JSON)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if task == "grounding":
+        table = Table(title="QVHighlights (brief)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in metrics["brief"].items():
+            table.add_row(k, _fmt(v))
+        console.print(table)
+        if "full" in metrics:
+            full = metrics["full"]
+            thr = Table(title="MR (full) per IoU")
+            thr.add_column("IoU")
+            thr.add_column("R1", justify="right")
+            thr.add_column("mAP", justify="right")
+            for key in full["MR-mAP"]:
+                thr.add_row(key, _fmt(full["MR-R1"].get(key)), _fmt(full["MR-mAP"][key]))
+            console.print(thr)
+        return
+    table = Table(title=f"{task} metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if k != "per-class":
+            table.add_row(k, _fmt(v))
+    console.print(table)
+    classes = metrics.get("per-class")
+    if per_class and classes:
+        cls = Table(title="per-class AP")
+        cls.add_column("class")
+        first = next(iter(classes.values()))
+        cols = list(first) if isinstance(first, dict) else ["AP"]
+        for c in cols:
+            cls.add_column(c, justify="right")
+        for name, row in classes.items():
+            values = [row.get(c) for c in cols] if isinstance(row, dict) else [row]
+            cls.add_row(str(name), *(_fmt(v) for v in values))
+        console.print(cls)
