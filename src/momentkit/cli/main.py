@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "momentkit.cli.synth",
     "momentkit.cli.train",
     "momentkit.cli.demo",
+    "momentkit.cli.extract",
+    "momentkit.cli.searchq",
 )
 
 
