@@ -18,12 +18,23 @@ from typing import IO, Any
 from momentkit.errors import InputError
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# mkstemp creates owner-only files; give finished files the permissions open() would give
+_FILE_MODE = _umask_mode()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _FILE_MODE)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -42,6 +53,7 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
     try:
         save_fn(tmp)
         os.replace(tmp, path)
@@ -58,13 +70,22 @@ def _require_file(path: Path) -> None:
         raise InputError("expected a file, found a folder", path=path)
 
 
+def _numbered_lines(fh, path: Path) -> Iterator[tuple[int, str]]:
+    lineno = 0
+    try:
+        for lineno, line in enumerate(fh, start=1):
+            yield lineno, line
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", path=path, line=lineno + 1) from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for every non-blank line of a JSON Lines file."""
     path = Path(path)
     _require_file(path)
     seen = False
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in _numbered_lines(fh, path):
             if not line.strip():
                 continue
             try:
@@ -83,7 +104,10 @@ def read_json(path: str | os.PathLike) -> Any:
     """Parse a whole JSON file; errors name the file, line and column."""
     path = Path(path)
     _require_file(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", path=path) from None
     if not text.strip():
         raise InputError("file is empty", path=path)
     try:

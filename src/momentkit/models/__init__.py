@@ -7,6 +7,7 @@
 """
 
 from momentkit.models import detr  # noqa: F401  (registers the built-in models)
+from momentkit.models import sdst  # noqa: F401
 from momentkit.models.detr import DETRConfig, MomentDETR, make_config
 from momentkit.models.postprocess import postprocess, write_predictions
 from momentkit.models.registry import create_model, list_models, register_model

@@ -28,8 +28,8 @@ class SynthConfig:
     specificity: tuple[int, ...] = (0,)  # 0 = full description, 1 = action + object, 2 = action only
     # difficulty
     distractor_prob: float = 0.5  # chance that another event differs from a queried one in one concept
-    noise: float = 0.7  # per-clip feature noise (relative to the signal)
-    drift: float = 0.4  # slowly varying (AR(1)) nuisance added to every clip
+    noise: float = 0.5  # per-clip feature noise (relative to the signal)
+    drift: float = 0.3  # slowly varying (AR(1)) nuisance added to every clip
     text_noise: float = 0.5  # per-token noise on query features
     # features
     latent_dim: int = 48
@@ -43,8 +43,8 @@ class SynthConfig:
     shift: float = 0.5  # strength of the target feature transform, 0 = none
     # vocabulary sizes (taken from the built-in word lists)
     num_actions: int = 16
-    num_objects: int = 20
-    num_attributes: int = 8
+    num_objects: int = 12
+    num_attributes: int = 6
     num_places: int = 8
 
     def __post_init__(self) -> None:
@@ -99,7 +99,7 @@ PRESETS: dict[str, tuple[str, SynthConfig]] = {
     "qvh-small": (
         "QVHighlights-like: 150 s videos, 2 s clips, SlowFast+CLIP-style video folders, "
         "saliency from 3 annotators, mostly single-moment queries",
-        SynthConfig(num_videos={"train": 600, "val": 120}, repeats=(1, 2)),
+        SynthConfig(num_videos={"train": 1000, "val": 150}, repeats=(1, 2)),
     ),
     "charades-small": (
         "Charades-STA-like: 20-45 s videos, 1 s clips, continuous windows, one moment per query, "
@@ -137,7 +137,7 @@ PRESETS: dict[str, tuple[str, SynthConfig]] = {
         SynthConfig(
             task="detection", num_videos={"train": 300, "val": 60}, duration=(60.0, 180.0),
             clip_len=1.0, align_to_clips=False, event_len=(2.0, 20.0), gap_len=(2.0, 30.0), tracks=2,
-            annotators=0, video_dims=(128,),
+            annotators=0, video_dims=(128,), noise=0.9,
         ),
     ),
     "domain-shift-small": (
@@ -146,7 +146,7 @@ PRESETS: dict[str, tuple[str, SynthConfig]] = {
         SynthConfig(
             task="detection", num_videos={"train": 200, "val": 60}, duration=(60.0, 180.0),
             clip_len=1.0, align_to_clips=False, event_len=(2.0, 20.0), gap_len=(2.0, 30.0), tracks=2,
-            annotators=0, video_dims=(128,), domains=2,
+            annotators=0, video_dims=(128,), noise=0.9, domains=2,
         ),
     ),
 }

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 HEADLINE = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1",
-            "R1@0.5", "R1@0.7", "mIoU", "Rm@0.5", "mAPm@0.5", "mAP@0.3", "mAP@0.5", "average-mAP")
+            "R1@0.5", "R1@0.7", "mIoU", "Rm@0.5", "mAPm@0.5", "mAP@0.1", "mAP@0.3", "mAP@0.5", "average-mAP")
 
 
 def summary_tables(summary: dict):
     from rich.table import Table
 
+    from momentkit.training.report import metrics_table
+
     counts = Table(title=f"synthetic benchmark: {summary.get('preset') or 'custom'} (seed {summary['seed']})")
-    cols = list(dict.fromkeys(k for v in summary["splits"].values() for k in v))
-    counts.add_column("split")
-    for c in cols:
-        counts.add_column(c, justify="right")
-    for split, v in summary["splits"].items():
-        counts.add_row(split, *[str(v.get(c, "")) for c in cols])
+    counts.add_column("")
+    for split in summary["splits"]:
+        counts.add_column(split, justify="right")
+    stats = list(dict.fromkeys(k for v in summary["splits"].values() for k in v))
+    for k in stats:
+        counts.add_row(k.replace("_", " "), *[str(v.get(k, "")) for v in summary["splits"].values()])
     yield counts
-    for split, metrics in summary["oracle"].items():
-        keys = [k for k in HEADLINE if k in metrics] or list(metrics)[:8]
-        t = Table(title=f"oracle baseline (training-free) on {split}")
-        for k in keys:
-            t.add_column(k, justify="right")
-        t.add_row(*[f"{metrics[k]:.2f}" for k in keys])
-        yield t
+    if summary["oracle"]:
+        rows = {f"oracle on {split}": m for split, m in summary["oracle"].items()}
+        keys = [k for k in HEADLINE if any(k in m for m in rows.values())]
+        yield metrics_table(rows, "training-free oracle baseline", keys=keys or None)

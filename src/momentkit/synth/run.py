@@ -19,6 +19,8 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
     summary: dict = {"preset": preset, "seed": seed, "config": cfg.to_dict(), "splits": {}, "oracle": {}}
     if cfg.task == "grounding":
         for i, (split, n) in enumerate(cfg.splits().items()):
+            if n <= 0:
+                continue
             samples, rendered, texts = gen.grounding_split(split, n, out, i)
             write_annotations(out / "annotations" / f"{split}.jsonl", samples, "grounding-jsonl")
             summary["splits"][split] = _grounding_counts(samples)
@@ -32,6 +34,8 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
             name = "source" if domain == 0 else "target"
             all_samples = []
             for i, (split, n) in enumerate(cfg.splits().items()):
+                if n <= 0:
+                    continue
                 samples, rendered = gen.detection_split(split, n, out, i, domain)
                 subset = {"train": "training", "val": "validation"}.get(split, split)
                 all_samples += [_with_subset(s, subset) for s in samples]
@@ -87,4 +91,4 @@ def _score_detection(preds, samples) -> dict:
     gt = {"database": {s.video: {"subset": "validation", "duration": s.duration,
                                  "annotations": [{"segment": [g.start, g.end], "label": g.label} for g in s.segments]}
                        for s in samples}}
-    return evaluate_detection({"results": preds}, gt, tious=(0.1, 0.2, 0.3, 0.4, 0.5))
+    return evaluate_detection({"results": preds}, gt, tiou="epic", per_class=False)

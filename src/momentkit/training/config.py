@@ -60,7 +60,8 @@ class TrainConfig:
 class EvalConfig:
     task: Literal["grounding", "single", "multimoment"] = "grounding"
     max_windows: int = 10  # windows kept per query in the prediction file
-    nms_thresh: float | None = None  # temporal NMS IoU threshold at inference (None = off)
+    nms: Literal["hard", "gaussian", "linear"] | None = None  # NMS / soft-NMS at inference (None = off)
+    nms_threshold: float = 0.7  # IoU threshold of NMS
 
 
 @dataclass

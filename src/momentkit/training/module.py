@@ -44,7 +44,8 @@ class GroundingModule(L.LightningModule):
     def _eval_step(self, batch) -> None:
         outputs = self.model(batch)
         self._preds.extend(self.model.postprocess(outputs, batch, max_windows=self.cfg.eval.max_windows,
-                                                  nms_thresh=self.cfg.eval.nms_thresh))
+                                                  nms=self.cfg.eval.nms,
+                                                  nms_threshold=self.cfg.eval.nms_threshold))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch)

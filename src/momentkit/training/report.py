@@ -7,17 +7,18 @@ HEADLINE = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "MR-full-mAP@0.5"
 
 
 def metrics_table(rows: dict[str, dict], title: str, keys=None):
-    """``rows``: name -> metrics dict. Columns: the headline keys present in any row."""
+    """``rows``: name -> metrics dict. One row per metric, one column per name (fits a terminal)."""
     from rich.table import Table
 
+    rows = {name: m.get("brief", m) for name, m in rows.items()}
     keys = keys or [k for k in HEADLINE if any(k in m for m in rows.values())] or \
-        list(dict.fromkeys(k for m in rows.values() for k in m if isinstance(m[k], (int, float))))[:8]
+        list(dict.fromkeys(k for m in rows.values() for k in m if isinstance(m[k], (int, float))))
     t = Table(title=title)
-    t.add_column("")
+    t.add_column("metric")
+    for name in rows:
+        t.add_column(name or "value", justify="right")
     for k in keys:
-        t.add_column(k, justify="right")
-    for name, m in rows.items():
-        t.add_row(name, *[f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "-" for k in keys])
+        t.add_row(k, *[f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "-" for m in rows.values()])
     return t
 
 

@@ -42,7 +42,7 @@ class _Curve(L.Callback):
         self.rows = list(state.get("rows", []))
         self.t0 = time.perf_counter() - float(state.get("elapsed", 0.0))
 
-    def on_validation_epoch_end(self, trainer, module) -> None:
+    def on_validation_end(self, trainer, module) -> None:  # after the module scored the epoch
         if trainer.sanity_checking or not module.last_metrics:
             return
         row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,

@@ -1,0 +1,228 @@
+"""Deformable attention over 1-D sequences: RDSA (SDST) and deformable cross-attention.
+
+Positions are normalised times in [0, 1] over the VALID part of a sequence of ``n`` clips: clip ``t``
+covers ``[t / n, (t + 1) / n]`` and its feature sits at its centre ``(t + 0.5) / n`` (grid_sample's
+``align_corners=False`` convention). Sampling is linear interpolation between the two nearest clip
+centres (the 1-D case of bilinear sampling); positions are clamped to the valid clips ``[0, n - 1]``,
+so padding is never read and a position before the start / after the end reads the first / last clip.
+Everything is vectorised over batch, queries, heads and points (gathers, no Python loops).
+
+- :func:`clip_index`, :func:`sample_1d`: normalised position -> continuous clip index -> features.
+- :func:`roi_align_1d`: ``size`` evenly spaced samples inside each segment (RoI pooling).
+- :class:`DeformableAttention1D`: the multi-head deformable attention core. Per query, head and point
+  an offset ``Delta`` in units of the reference width and a weight (softmax over the points):
+  ``S = W_o concat_h sum_p A_hp V_h[c + w * Delta_hp]`` with ``V = W_v X``. ``Delta = -0.5 / +0.5``
+  are the current segment boundaries.
+- :class:`ContextCNN`: two 1-D convolutions (LayerNorm, ReLU between) giving clips local context.
+- :class:`RDSA` (Reference-based Deformable Self-Attention): offsets and weights come from the dense
+  features themselves, sampled (after the context CNN) at the left edge, centre and right edge of each
+  reference segment, so queries and keys live in the same space.
+- :class:`DeformableCrossAttention`: the Deformable-DETR baseline; offsets and weights come from the
+  query latents (plus their positional query).
+- :class:`DeformableAttentionBlock`: residual + dropout + DropPath + LayerNorm (post- or pre-norm)
+  around either of them.
+
+Initialisation follows Deformable DETR: the offset head has zero weights and a bias that spreads the
+points of each head along one direction (even heads to the left, odd heads to the right; head pair
+``k`` of ``ceil(H / 2)`` reaches ``(k + 1) / ceil(H / 2)`` widths from the centre, its points evenly
+spaced up to there), the weight head starts uniform (zero weights and bias), the value and output
+projections are Xavier-initialised with zero biases.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from momentkit.models.layers import DropPath
+
+SAMPLE_POINTS = {"c": (0.0,), "l-r": (-0.5, 0.5), "l-c-r": (-0.5, 0.0, 0.5)}
+
+
+# ----------------------------------------------------------------------------- sampling
+def clip_index(pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Normalised positions ``(N, ...)`` -> continuous clip indices clamped to ``[0, n - 1]``.
+
+    ``lengths (N,)`` is the number of valid clips of each row; ``index = pos * n - 0.5``.
+    """
+    n = lengths.to(pos.dtype).view(-1, *([1] * (pos.ndim - 1)))
+    return (pos * n - 0.5).clamp(min=0.0).minimum(n - 1)
+
+
+def sample_1d(values: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``values (N, T, C)`` at continuous indices ``index (N, *S)``.
+
+    Indices must lie in ``[0, lengths - 1]`` (see :func:`clip_index`); returns ``(N, *S, C)``.
+    Differentiable in ``values`` and in ``index``.
+    """
+    n, c = values.shape[0], values.shape[-1]
+    shape = index.shape
+    idx = index.reshape(n, -1)
+    last = (lengths.to(torch.int64) - 1).view(n, 1)
+    i0 = idx.detach().floor().to(torch.int64).clamp(min=0).minimum(last)
+    i1 = (i0 + 1).minimum(last)
+    w1 = (idx - i0.to(idx.dtype)).to(values.dtype).unsqueeze(-1)
+    v0 = values.gather(1, i0.unsqueeze(-1).expand(-1, -1, c))
+    v1 = values.gather(1, i1.unsqueeze(-1).expand(-1, -1, c))
+    return (v0 + w1 * (v1 - v0)).view(*shape, c)
+
+
+def roi_align_1d(values: torch.Tensor, spans: torch.Tensor, lengths: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """``size`` samples at the bin centres of each segment: ``values (B, T, C)``, ``spans (B, M, 2)``
+    normalised (centre, width) -> ``(B, M, size, C)``."""
+    spans = spans.float()
+    bins = (torch.arange(size, device=spans.device, dtype=spans.dtype) + 0.5) / size - 0.5
+    pos = spans[..., :1] + spans[..., 1:] * bins  # (B, M, size), float32
+    return sample_1d(values, clip_index(pos, lengths), lengths)
+
+
+def initial_offsets(nheads: int, npoints: int) -> torch.Tensor:
+    """The ``(H, P)`` offsets (in reference widths) the offset head starts from; see the module doc."""
+    pairs = math.ceil(nheads / 2)
+    h = torch.arange(nheads)
+    direction = torch.where(h % 2 == 0, -1.0, 1.0)
+    reach = (h // 2 + 1).float() / pairs
+    steps = (torch.arange(npoints) + 1).float() / npoints
+    return direction[:, None] * reach[:, None] * steps[None, :]
+
+
+# ----------------------------------------------------------------------------- attention
+class DeformableAttention1D(nn.Module):
+    """Multi-head deformable attention over a 1-D sequence around reference segments.
+
+    ``forward(query (B, M, Q), refs (B, M, 2) cxw, values (B, T, D), lengths (B,))`` -> ``(B, M, D)``;
+    with ``return_sampling`` also a dict of ``offsets`` and ``positions`` (normalised) ``(B, M, H, P)``
+    and the point ``weights`` ``(B, M, H, P)``.
+    """
+
+    def __init__(self, d_model: int = 256, nheads: int = 8, npoints: int = 4, query_dim: int | None = None):
+        super().__init__()
+        if d_model % nheads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of nheads ({nheads})")
+        query_dim = d_model if query_dim is None else query_dim
+        self.d_model, self.nheads, self.npoints = d_model, nheads, npoints
+        self.offsets = nn.Linear(query_dim, nheads * npoints)
+        self.weights = nn.Linear(query_dim, nheads * npoints)
+        self.value_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.offsets.weight)
+        with torch.no_grad():
+            self.offsets.bias.copy_(initial_offsets(self.nheads, self.npoints).flatten())
+        nn.init.zeros_(self.weights.weight)
+        nn.init.zeros_(self.weights.bias)
+        for lin in (self.value_proj, self.out_proj):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, query, refs, values, lengths, return_sampling: bool = False):
+        b, m, _ = query.shape
+        t, d = values.shape[1], self.d_model
+        h, p = self.nheads, self.npoints
+        delta = self.offsets(query).view(b, m, h, p)
+        attn = self.weights(query).view(b, m, h, p).softmax(-1)
+        refs = refs.float()  # positions in float32 (half precision is too coarse for long videos)
+        pos = refs[..., 0, None, None] + refs[..., 1, None, None] * delta.float()  # (B, M, H, P)
+        v = self.value_proj(values).view(b, t, h, d // h).transpose(1, 2).reshape(b * h, t, d // h)
+        head_lengths = lengths.repeat_interleave(h)
+        idx = clip_index(pos.permute(0, 2, 1, 3).reshape(b * h, m, p), head_lengths)
+        s = sample_1d(v, idx, head_lengths).view(b, h, m, p, d // h)
+        out = torch.einsum("bhmpc,bhmp->bmhc", s, attn.permute(0, 2, 1, 3).to(s.dtype)).reshape(b, m, d)
+        out = self.out_proj(out)
+        if return_sampling:
+            return out, {"offsets": delta, "positions": pos, "weights": attn}
+        return out
+
+
+class ContextCNN(nn.Module):
+    """``Conv1d -> LayerNorm -> ReLU -> Conv1d`` over time, ``(B, T, D) -> (B, T, D)``.
+
+    Padded clips are zeroed before each convolution, so they look like the zero padding at the
+    sequence ends and the output on valid clips does not depend on how much padding follows.
+    """
+
+    def __init__(self, d_model: int = 256, hidden: int = 256, kernel_size: int = 3):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.conv1 = nn.Conv1d(d_model, hidden, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(hidden)
+        self.conv2 = nn.Conv1d(hidden, d_model, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(x.dtype)
+        h = self.conv1((x * m).transpose(1, 2)).transpose(1, 2)
+        h = F.relu(self.norm(h)) * m
+        return self.conv2(h.transpose(1, 2)).transpose(1, 2)
+
+
+class RDSA(nn.Module):
+    """Reference-based Deformable Self-Attention (SDST, Eq. 4.12-4.13 of the thesis).
+
+    ``X^Q = CNN(D)[l, c, r]`` (the ``sample_points`` of each reference, concatenated), ``Q = ReLU(W X^Q)``
+    (``query_dim`` wide), then offsets and weights from ``Q`` and deformable sampling of ``D``.
+    ``forward(latents, refs, dense, mask, query_pos=None)``; the latents are not used (the queries come
+    from the dense features), the argument keeps the interface of :class:`DeformableCrossAttention`.
+    """
+
+    def __init__(self, d_model: int = 256, nheads: int = 8, npoints: int = 4, query_dim: int = 64,
+                 sample_points: str = "l-c-r", context_cnn: bool = True, cnn_hidden: int = 256,
+                 cnn_kernel: int = 3):
+        super().__init__()
+        if sample_points not in SAMPLE_POINTS:
+            raise ValueError(f"sample_points must be one of {list(SAMPLE_POINTS)}, got {sample_points!r}")
+        self.register_buffer("anchors", torch.tensor(SAMPLE_POINTS[sample_points]), persistent=False)
+        self.cnn = ContextCNN(d_model, cnn_hidden, cnn_kernel) if context_cnn else None
+        self.query_proj = nn.Sequential(nn.Linear(len(SAMPLE_POINTS[sample_points]) * d_model, query_dim), nn.ReLU())
+        self.attn = DeformableAttention1D(d_model, nheads, npoints, query_dim)
+
+    def query_features(self, refs: torch.Tensor, dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``X^Q (B, M, S * D)``: the (context) features at the sample points of each reference."""
+        lengths = mask.sum(1)
+        x = self.cnn(dense, mask) if self.cnn is not None else dense
+        pos = refs[..., :1].float() + refs[..., 1:].float() * self.anchors  # (B, M, S), float32
+        return sample_1d(x, clip_index(pos, lengths), lengths).flatten(2)
+
+    def forward(self, latents, refs, dense, mask, query_pos=None, return_sampling: bool = False):
+        q = self.query_proj(self.query_features(refs, dense, mask))
+        return self.attn(q, refs, dense, mask.sum(1), return_sampling)
+
+
+class DeformableCrossAttention(nn.Module):
+    """Deformable cross-attention (Deformable DETR / TadTR): offsets and weights from ``latents +
+    query_pos``; same call as :class:`RDSA`."""
+
+    def __init__(self, d_model: int = 256, nheads: int = 8, npoints: int = 4):
+        super().__init__()
+        self.attn = DeformableAttention1D(d_model, nheads, npoints, d_model)
+
+    def forward(self, latents, refs, dense, mask, query_pos=None, return_sampling: bool = False):
+        q = latents if query_pos is None else latents + query_pos
+        return self.attn(q, refs, dense, mask.sum(1), return_sampling)
+
+
+class DeformableAttentionBlock(nn.Module):
+    """Residual sub-layer around :class:`RDSA` or :class:`DeformableCrossAttention`:
+    ``norm(h + DropPath(Dropout(attn(h, ...))))`` (post-norm) or ``h + DropPath(Dropout(attn(norm(h))))``.
+
+    ``forward(h (B, M, D), refs (B, M, 2), dense (B, T, D), mask (B, T) bool valid, query_pos)``.
+    """
+
+    def __init__(self, attn: nn.Module, d_model: int, dropout: float = 0.0, drop_path: float = 0.0,
+                 pre_norm: bool = False):
+        super().__init__()
+        self.attn = attn
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
+        self.pre_norm = pre_norm
+
+    def forward(self, h, refs, dense, mask, query_pos=None):
+        x = self.norm(h) if self.pre_norm else h
+        h = h + self.drop_path(self.dropout(self.attn(x, refs, dense, mask, query_pos)))
+        return h if self.pre_norm else self.norm(h)

@@ -1,0 +1,539 @@
+"""SDST: the Sparse-Dense Side-Tuner with Reference-based Deformable Self-Attention (ICCV 2025).
+
+A side-tuner over K intermediate layers of a frozen video-language backbone. One set of weights (the
+"SDST layer") is applied recurrently over the K levels, refining two streams:
+
+- dense stream (one embedding per clip, for highlight detection):
+  ``V = MLP_v(V~^l)``, ``T = MLP_t(T~^l)``; ``D := beta_l D + (1 - beta_l) V``;
+  ``D = FFN(SA(CA(D, T)))`` (sinusoidal clip positions on the attention queries/keys);
+- sparse stream (M recurrent decoder queries = centre-width references R and latents H, for moment
+  retrieval): the sub-layers of ``sparse_order`` (default ``CA(H, T)``, ``SA(H)``, video attention
+  over ``D`` -- RDSA by default --, ``FFN``), then the references are refined.
+
+Every sub-layer is residual with DropPath and (post-)LayerNorm (:mod:`.transformer`, :mod:`.rdsa`).
+After the last level: saliency ``cos(D^K, pool(T^K))`` with a learnable attention pooling of the text
+tokens; per-level class logits and spans (Hungarian matching and set losses at every level); an
+actionness score from 16 RoI samples of ``D^K`` inside each final segment; inference confidence
+``sqrt(p_cls * actionness)`` (soft-NMS by default in :meth:`SDST.postprocess`).
+
+Choices where the paper leaves room (each visible in :class:`SDSTConfig`):
+
+- Gate: ``beta_l = sigmoid(g_l)`` with ``g_l`` zero-initialised (R2-Tuning's gate, which this stream
+  follows), so ``beta`` starts at 0.5 and stays in (0, 1). ``D^0 = 0``, so level 1 gives ``V^1 / 2``.
+- References: ``R^{l+1} = sigmoid(inverse_sigmoid(R^l) + MLP_reg(H^l))`` (DAB-DETR); the spans of
+  level ``l`` keep their gradient for its losses, but ``R^{l+1}`` is detached before it conditions
+  the next level (DAB-/DN-DETR). Each level's positional query is ``MLP(sine(R^l))`` (DAB-DETR), added
+  to the latents in the query-side attentions. The regression MLP's last layer starts at zero, so
+  level 1 first predicts its references. Initial references: centres uniform in (0, 1), widths uniform
+  in (0.05, 0.5); latents ``N(0, 1)``.
+- Levels: the last ``num_levels`` levels of the input; a single-level input (B, T, F) is re-used at
+  every level (the paper's "last-layer features only" ablation). ``shared: false`` gives every level
+  its own projections, dense and sparse sub-layers; heads, pooling and queries are always shared.
+- Initialisation: Xavier for attention, Kaiming (normal, ReLU gain) for FFNs, zero biases; the class
+  bias starts at the focal prior ``p = 0.01`` (Deformable DETR); deformable heads as in :mod:`.rdsa`.
+- Matching uses the shared :class:`HungarianMatcher` (focal class cost, L1, gIoU); the regression loss
+  is ``1 - IoU`` (``span_iou="iou"`` of :class:`SetCriterion`), reported as ``loss_iou``.
+- The alignment losses use the projected clips ``V^l`` and ``pool(T^l)`` of every level; their
+  positives are the clips that overlap a ground-truth window (see :mod:`.sdst_losses`).
+
+Batch: ``video_feats (B, K, T, Fv)`` or ``(B, T, Fv)``, ``video_mask (B, T)``, ``text_feats
+(B, K, L, Ft)`` or ``(B, L, Ft)``, ``text_mask (B, L)``; for the loss ``spans``, ``saliency``,
+``saliency_pos_idx`` (+ ``saliency_valid``), ``meta`` (``vid``); for post-processing ``meta``.
+Outputs: ``pred_logits (B, M, 1)``, ``pred_spans (B, M, 2)`` (normalised cxw), ``saliency_scores
+(B, T)``, ``pred_actionness`` / ``pred_confidence (B, M)``, ``aux_outputs`` (levels 1..K-1: logits and
+spans), ``level_video (K, B, T, F)``, ``level_text (K, B, F)`` (for the alignment losses), ``betas (K,)``.
+
+``python -m momentkit.models.sdst --count-params CONFIG`` prints the trainable parameters of the
+model section of an experiment config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from momentkit.errors import InputError
+from momentkit.models.layers import MLP, input_projection, inverse_sigmoid
+from momentkit.models.losses import SetCriterion
+from momentkit.models.matcher import HungarianMatcher
+from momentkit.models.position_encoding import build_position_encoding, span_sine_embedding
+from momentkit.models.postprocess import postprocess
+from momentkit.models.rdsa import (
+    RDSA,
+    SAMPLE_POINTS,
+    DeformableAttentionBlock,
+    DeformableCrossAttention,
+    roi_align_1d,
+)
+from momentkit.models.registry import register_model
+from momentkit.models.sdst_losses import (
+    actionness_loss,
+    clips_in_spans,
+    layer_alignment_loss,
+    sampled_nce_loss,
+    video_alignment_loss,
+)
+from momentkit.models.transformer import AttentionBlock, FeedForwardBlock
+from momentkit.models.utils import count_parameters
+
+SPARSE_MODULES = ("text_ca", "self_attn", "video_attn", "ffn")
+ATTENTIONS = ("rdsa", "deformable", "ca")
+LOSS_TERMS = ("span", "iou", "label", "saliency", "video_align", "layer_align", "actionness")
+_SET_TERMS = {"span": "span", "iou": "giou", "label": "label"}  # SDST name -> SetCriterion name
+
+
+@dataclass
+class SDSTConfig:
+    """Every option of :class:`SDST`; defaults are the paper's QVHighlights model (Tab. A)."""
+
+    # inputs (InternVideo2-1B: video 768, text 1024)
+    video_dim: int = 768
+    text_dim: int = 1024
+    num_levels: int = 4  # K: the last K levels of layered inputs are used
+    text_cls: bool = False  # the first text token is a CLS token: kept out of the cross-attentions
+    # recurrence
+    shared: bool = True  # one SDST layer for every level (False: one per level)
+    hidden_dim: int = 256
+    nheads: int = 8
+    ffn_dim: int = 1024
+    input_proj_layers: int = 2
+    input_dropout: float = 0.5  # dropout of the projection MLPs
+    dropout: float = 0.0  # attention-output and FFN dropout inside the sub-layers
+    attn_dropout: float = 0.0
+    drop_path: float = 0.25
+    pre_norm: bool = False
+    activation: str = "relu"
+    # sparse stream
+    num_queries: int = 30
+    sparse_order: list[str] = field(default_factory=lambda: list(SPARSE_MODULES))
+    decoder_self_attn: bool = True  # False: no self-attention between the queries
+    query_dropout: float = 0.0  # training only: zero a query's learned latent and reference
+    attention: str = "rdsa"  # video attention of the sparse stream: rdsa | deformable | ca
+    num_points: int = 4  # sampling points per head (rdsa, deformable)
+    sample_points: str = "l-c-r"  # RDSA query points: c | l-r | l-c-r
+    context_cnn: bool = True  # RDSA's context CNN over the dense features
+    cnn_hidden: int = 256
+    cnn_kernel: int = 3
+    rdsa_query_dim: int = 64
+    # heads
+    cls_layers: int = 1
+    reg_layers: int = 3
+    act_layers: int = 3
+    roi_size: int = 16
+    # losses and matching (Tab. 4.22); a term missing from loss_weights is not computed
+    loss_weights: dict = field(default_factory=lambda: {
+        "span": 1.0, "iou": 1.0, "label": 1.0, "saliency": 0.1, "video_align": 0.1, "layer_align": 0.1,
+        "actionness": 1.0})
+    cost_class: float = 1.0
+    cost_span: float = 1.0
+    cost_giou: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    temperature: float = 0.07  # SampledNCE and alignment InfoNCE
+    aux_loss: bool = True  # set losses at every level, not only the last
+
+    def __post_init__(self):
+        choices = {"attention": ATTENTIONS, "sample_points": tuple(SAMPLE_POINTS), "activation": ("relu", "gelu")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"must be one of {list(allowed)}, got {getattr(self, name)!r}", field=name)
+        for name in ("video_dim", "text_dim", "num_levels", "hidden_dim", "nheads", "ffn_dim", "num_queries",
+                     "num_points", "cnn_hidden", "rdsa_query_dim", "cls_layers", "reg_layers", "act_layers",
+                     "roi_size", "input_proj_layers"):
+            if getattr(self, name) < 1:
+                raise InputError(f"must be at least 1, got {getattr(self, name)}", field=name)
+        if self.hidden_dim % self.nheads or self.hidden_dim % 4:
+            raise InputError(f"must be a multiple of nheads ({self.nheads}) and of 4", field="hidden_dim")
+        if self.cnn_kernel % 2 == 0:
+            raise InputError(f"must be odd, got {self.cnn_kernel}", field="cnn_kernel")
+        for name in ("query_dropout", "dropout", "attn_dropout", "input_dropout", "drop_path"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InputError(f"must be in [0, 1), got {getattr(self, name)}", field=name)
+        order = list(self.sparse_order)
+        if not order or len(set(order)) != len(order) or any(m not in SPARSE_MODULES for m in order):
+            raise InputError(f"must list distinct modules among {list(SPARSE_MODULES)}, got {order}",
+                             field="sparse_order")
+        unknown = set(self.loss_weights) - set(LOSS_TERMS)
+        if unknown:
+            raise InputError(f"unknown loss term(s) {sorted(unknown)}; known: {list(LOSS_TERMS)}",
+                             field="loss_weights")
+
+    @property
+    def sparse_modules(self) -> tuple[str, ...]:
+        """The sparse sub-layers in order (``self_attn`` dropped when ``decoder_self_attn`` is off)."""
+        return tuple(m for m in self.sparse_order if self.decoder_self_attn or m != "self_attn")
+
+
+def make_config(**overrides) -> SDSTConfig:
+    """An :class:`SDSTConfig` from overrides; unknown keys raise :class:`InputError`."""
+    known = {f.name for f in dataclasses.fields(SDSTConfig)}
+    for key in overrides:
+        if key not in known:
+            raise InputError(f"unknown model option {key!r}", field=key)
+    return SDSTConfig(**overrides)
+
+
+# ----------------------------------------------------------------------------- building blocks
+class AttentionPooling(nn.Module):
+    """Learnable attention pooling of tokens: ``softmax_L(w . x_l) x`` over the valid tokens.
+
+    ``x (B, ..., L, F)``, ``mask (B, L)`` bool -> ``(B, ..., F)``.
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.score = nn.Linear(d_model, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.bool().view(mask.shape[0], *([1] * (x.ndim - 3)), mask.shape[1])
+        a = self.score(x)[..., 0].masked_fill(~m, float("-inf")).softmax(-1)
+        return torch.einsum("...l,...lf->...f", a, x)
+
+
+class DenseStream(nn.Module):
+    """``FFN(SA(CA(D, T)))`` over the clips (queries carry the clip positions)."""
+
+    def __init__(self, cfg: SDSTConfig):
+        super().__init__()
+        kw = _block_kwargs(cfg)
+        self.text_ca = AttentionBlock(**kw)
+        self.self_attn = AttentionBlock(**kw)
+        self.ffn = _ffn(cfg)
+
+    def forward(self, d, text, text_pad, pos, clip_pad):
+        d = self.text_ca(d, text, text_pad, pos, None)
+        d = self.self_attn(d, key_pad_mask=clip_pad, pos=pos)
+        return self.ffn(d)
+
+
+class SparseStream(nn.Module):
+    """The sparse sub-layers of ``cfg.sparse_modules`` applied in order to the query latents."""
+
+    def __init__(self, cfg: SDSTConfig):
+        super().__init__()
+        self.order = cfg.sparse_modules
+        self.attention = cfg.attention
+        kw = _block_kwargs(cfg)
+        blocks = {}
+        for name in self.order:
+            if name in ("text_ca", "self_attn") or (name == "video_attn" and cfg.attention == "ca"):
+                blocks[name] = AttentionBlock(**kw)
+            elif name == "video_attn":
+                d = cfg.hidden_dim
+                attn = (RDSA(d, cfg.nheads, cfg.num_points, cfg.rdsa_query_dim, cfg.sample_points,
+                             cfg.context_cnn, cfg.cnn_hidden, cfg.cnn_kernel)
+                        if cfg.attention == "rdsa" else DeformableCrossAttention(d, cfg.nheads, cfg.num_points))
+                blocks[name] = DeformableAttentionBlock(attn, d, cfg.dropout, cfg.drop_path, cfg.pre_norm)
+            else:
+                blocks[name] = _ffn(cfg)
+        self.blocks = nn.ModuleDict(blocks)
+
+    def forward(self, h, refs, query_pos, text, text_pad, dense, clip_mask, dense_pos):
+        for name in self.order:
+            blk = self.blocks[name]
+            if name == "text_ca":
+                h = blk(h, text, text_pad, query_pos, None)
+            elif name == "self_attn":
+                h = blk(h, pos=query_pos)
+            elif name == "video_attn" and self.attention == "ca":
+                h = blk(h, dense, ~clip_mask, query_pos, dense_pos)
+            elif name == "video_attn":
+                h = blk(h, refs, dense, clip_mask, query_pos)
+            else:
+                h = blk(h)
+        return h
+
+
+class SDSTLayer(nn.Module):
+    """What the recurrence shares: input projections, dense stream, sparse stream, positional-query MLP."""
+
+    def __init__(self, cfg: SDSTConfig):
+        super().__init__()
+        d = cfg.hidden_dim
+        self.video_proj = input_projection(cfg.video_dim, d, cfg.input_proj_layers, cfg.input_dropout)
+        self.text_proj = input_projection(cfg.text_dim, d, cfg.input_proj_layers, cfg.input_dropout)
+        self.dense = DenseStream(cfg)
+        self.sparse = SparseStream(cfg)
+        self.ref_point_head = MLP(d, d, d, 2)
+
+
+def _block_kwargs(cfg: SDSTConfig) -> dict:
+    return dict(d_model=cfg.hidden_dim, nhead=cfg.nheads, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout,
+                pre_norm=cfg.pre_norm, drop_path=cfg.drop_path)
+
+
+def _ffn(cfg: SDSTConfig) -> FeedForwardBlock:
+    return FeedForwardBlock(cfg.hidden_dim, cfg.ffn_dim, cfg.dropout, cfg.activation, cfg.pre_norm, cfg.drop_path)
+
+
+# ----------------------------------------------------------------------------- the model
+class SDST(nn.Module):
+    """Sparse-Dense Side-Tuner; see the module docstring."""
+
+    def __init__(self, config: SDSTConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or SDSTConfig()
+        d, m = cfg.hidden_dim, cfg.num_queries
+        self.layers = nn.ModuleList(SDSTLayer(cfg) for _ in range(1 if cfg.shared else cfg.num_levels))
+        self.gate = nn.Parameter(torch.zeros(cfg.num_levels))  # beta_l = sigmoid(gate_l)
+        self.dense_pos = build_position_encoding("sine", d)
+        self.query_latents = nn.Parameter(torch.randn(m, d))
+        refs = torch.stack([torch.rand(m), 0.05 + 0.45 * torch.rand(m)], dim=-1)
+        self.query_refs = nn.Parameter(inverse_sigmoid(refs))  # (centre, width) logits
+        self.text_pool = AttentionPooling(d)
+        self.class_head = nn.Linear(d, 1) if cfg.cls_layers == 1 else MLP(d, d, 1, cfg.cls_layers)
+        self.span_head = MLP(d, d, 2, cfg.reg_layers)
+        self.actionness_head = MLP(cfg.roi_size * d, d, 1, cfg.act_layers)
+        self._init_weights()
+        w = cfg.loss_weights
+        self.criterion = SetCriterion(
+            HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou, "focal", cfg.focal_alpha, cfg.focal_gamma),
+            {_SET_TERMS[k]: float(v) for k, v in w.items() if k in _SET_TERMS},
+            label_loss="focal", focal_alpha=cfg.focal_alpha, focal_gamma=cfg.focal_gamma, span_iou="iou",
+            aux_loss=cfg.aux_loss,
+        )
+
+    def _init_weights(self) -> None:
+        for mod in self.modules():
+            if isinstance(mod, AttentionBlock):
+                nn.init.xavier_uniform_(mod.attn.in_proj_weight)
+                nn.init.xavier_uniform_(mod.attn.out_proj.weight)
+                nn.init.zeros_(mod.attn.in_proj_bias)
+                nn.init.zeros_(mod.attn.out_proj.bias)
+            elif isinstance(mod, FeedForwardBlock):
+                for lin in (mod.linear1, mod.linear2):
+                    nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+                    nn.init.zeros_(lin.bias)
+        last_cls = self.class_head if isinstance(self.class_head, nn.Linear) else self.class_head.layers[-1]
+        nn.init.constant_(last_cls.bias, -math.log((1 - 0.01) / 0.01))
+        nn.init.zeros_(self.span_head.layers[-1].weight)
+        nn.init.zeros_(self.span_head.layers[-1].bias)
+
+    def betas(self) -> torch.Tensor:
+        """The per-level gates ``beta_l`` in (0, 1)."""
+        return self.gate.sigmoid()
+
+    def layer(self, level: int) -> SDSTLayer:
+        return self.layers[0 if self.config.shared else level]
+
+    # ------------------------------------------------------------------ inputs
+    def _levels(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        k, n = self.config.num_levels, x.shape[1]
+        if n == 1:
+            return x.expand(-1, k, -1, -1)
+        if n < k:
+            raise InputError(f"has {n} levels but num_levels is {k} (give at least {k} levels, or one)",
+                             field=name)
+        return x[:, n - k:]
+
+    def _inputs(self, batch: dict):
+        cfg = self.config
+        for key in ("video_feats", "video_mask", "text_feats", "text_mask"):
+            if key not in batch:
+                raise InputError("missing from the batch", field=key)
+        out = []
+        for name, width in (("video", cfg.video_dim), ("text", cfg.text_dim)):
+            x, mask = batch[f"{name}_feats"], batch[f"{name}_mask"]
+            if x.ndim == 3:
+                x = x[:, None]
+            if x.ndim != 4 or x.shape[-1] != width:
+                raise InputError(f"expected shape (B, K, N, {width}) or (B, N, {width}), got {tuple(x.shape)}",
+                                 field=f"{name}_feats")
+            if tuple(mask.shape) != (x.shape[0], x.shape[2]):
+                raise InputError(f"expected shape {(x.shape[0], x.shape[2])}, got {tuple(mask.shape)}",
+                                 field=f"{name}_mask")
+            mask = mask.bool()
+            if not bool(mask.any(1).all()):
+                raise InputError("every sample needs at least one valid position", field=f"{name}_mask")
+            out += [self._levels(x, f"{name}_feats"), mask]
+        return out
+
+    def _text_ca_pad(self, text_mask: torch.Tensor) -> torch.Tensor:
+        """Key padding mask of the text cross-attentions (True = ignored); the CLS token is ignored
+        with ``text_cls`` unless it is a sample's only token."""
+        keep = text_mask.clone()
+        if self.config.text_cls:
+            keep[:, 0] = False
+            keep[:, 0] = ~keep.any(1)
+        return ~keep
+
+    def _query_keep(self, b: int, device) -> torch.Tensor | None:
+        p = self.config.query_dropout
+        if not self.training or p == 0.0:
+            return None
+        return (torch.rand(b, self.config.num_queries, 1, device=device) >= p).float()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch: dict) -> dict:
+        cfg = self.config
+        v, vm, t, tm = self._inputs(batch)
+        dtype = self.query_latents.dtype
+        v, t = v.to(dtype), t.to(dtype)
+        b, k = v.shape[:2]
+        d = cfg.hidden_dim
+        lengths = vm.sum(1)
+        clip_pad, text_pad = ~vm, self._text_ca_pad(tm)
+        pos = self.dense_pos(vm).to(v)
+        if cfg.shared:  # one batched projection for every level
+            video = self.layers[0].video_proj(v)
+            text = self.layers[0].text_proj(t)
+        else:
+            video = torch.stack([self.layers[i].video_proj(v[:, i]) for i in range(k)], 1)
+            text = torch.stack([self.layers[i].text_proj(t[:, i]) for i in range(k)], 1)
+        betas = self.betas().to(video)
+
+        keep = self._query_keep(b, v.device)
+        h = self.query_latents.expand(b, -1, -1)
+        ref_logits = self.query_refs.expand(b, -1, -1)
+        if keep is not None:
+            h, ref_logits = h * keep, ref_logits * keep
+        refs = ref_logits.sigmoid()
+        dense = video.new_zeros(b, v.shape[2], d)
+        logits, spans = [], []
+        for level in range(k):
+            layer = self.layer(level)
+            dense = betas[level] * dense + (1 - betas[level]) * video[:, level]
+            dense = layer.dense(dense, text[:, level], text_pad, pos, clip_pad)
+            query_pos = layer.ref_point_head(span_sine_embedding(refs, d).to(dense))
+            h = layer.sparse(h, refs, query_pos, text[:, level], text_pad, dense, vm, pos)
+            span = (self.span_head(h).float() + inverse_sigmoid(refs.float())).sigmoid()
+            logits.append(self.class_head(h))
+            spans.append(span)
+            refs = span.detach()
+
+        pooled = self.text_pool(text, tm)  # (B, K, F)
+        saliency = F.cosine_similarity(dense.float(), pooled[:, -1, None].float(), dim=-1)
+        roi = roi_align_1d(dense, spans[-1].detach(), lengths, cfg.roi_size)
+        actionness = self.actionness_head(roi.flatten(2))[..., 0].float().sigmoid()
+        prob = logits[-1][..., 0].float().sigmoid()
+        return {
+            "pred_logits": logits[-1],
+            "pred_spans": spans[-1],
+            "saliency_scores": saliency,
+            "pred_actionness": actionness,
+            "pred_confidence": (prob * actionness).sqrt(),
+            "aux_outputs": [{"pred_logits": a, "pred_spans": s} for a, s in zip(logits[:-1], spans[:-1])],
+            "level_video": video.transpose(0, 1),
+            "level_text": pooled.transpose(0, 1),
+            "betas": betas,
+        }
+
+    # ------------------------------------------------------------------ loss / predictions
+    def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted total and the detached value of every term: ``loss_span``, ``loss_iou``,
+        ``loss_label`` (+ ``_<level>`` for the earlier levels), ``loss_saliency``, ``loss_video_align``,
+        ``loss_layer_align``, ``loss_actionness``."""
+        cfg = self.config
+        w = cfg.loss_weights
+        total, named = self.criterion(outputs, batch)
+        named = {k.replace("loss_giou", "loss_iou", 1): v for k, v in named.items()}
+        mask = batch["video_mask"].to(outputs["saliency_scores"].device).bool()
+        extra = {}
+        if "saliency" in w and "saliency" in batch and "saliency_pos_idx" in batch:
+            dev = mask.device
+            valid = batch.get("saliency_valid")
+            extra["saliency"] = sampled_nce_loss(
+                outputs["saliency_scores"], batch["saliency"].to(dev), batch["saliency_pos_idx"].to(dev), mask,
+                cfg.temperature, None if valid is None else torch.as_tensor(valid, device=dev))
+        if "video_align" in w or "layer_align" in w:
+            positives = clips_in_spans(batch["spans"], mask)
+            if "video_align" in w:
+                extra["video_align"] = video_alignment_loss(outputs["level_video"], outputs["level_text"],
+                                                            positives, mask, cfg.temperature, batch.get("meta"))
+            if "layer_align" in w:
+                extra["layer_align"] = layer_alignment_loss(outputs["level_video"], outputs["level_text"],
+                                                            positives, cfg.temperature)
+        if "actionness" in w:
+            extra["actionness"] = actionness_loss(outputs["pred_actionness"], outputs["pred_spans"], batch["spans"])
+        for name, value in extra.items():
+            total = total + float(w[name]) * value
+            named[f"loss_{name}"] = value.detach()
+        return total, named
+
+    def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
+        """Prediction rows in seconds ranked by ``sqrt(p_cls * actionness)``, soft-NMS (``gaussian``)
+        unless ``nms`` is given; kwargs as :func:`momentkit.models.postprocess.postprocess`."""
+        kwargs.setdefault("nms", "gaussian")
+        # postprocess() ranks by sigmoid(pred_logits) for single-logit heads: pass logit(confidence)
+        conf = outputs["pred_confidence"].detach().double()
+        return postprocess({**outputs, "pred_logits": torch.logit(conf)[..., None]}, batch, **kwargs)
+
+
+def sdst(**cfg) -> SDST:
+    """SDST with the paper's QVHighlights configuration; ``cfg`` overrides any :class:`SDSTConfig` option."""
+    return SDST(make_config(**cfg))
+
+
+if __name__ != "__main__":  # `python -m momentkit.models.sdst` must not register a second copy
+    register_model("sdst")(sdst)
+
+
+# ----------------------------------------------------------------------------- parameter count
+def parameter_breakdown(model: SDST) -> dict[str, int]:
+    """Trainable parameters per part: input projections, dense stream, sparse stream (and, within it,
+    the video attention), queries and gates, heads, total."""
+
+    def n(mods) -> int:
+        return sum(count_parameters(m) for m in mods)
+
+    layers = list(model.layers)
+    out = {
+        "input projections": n([x.video_proj for x in layers] + [x.text_proj for x in layers]),
+        "dense stream": n([x.dense for x in layers]),
+        "sparse stream": n([x.sparse for x in layers] + [x.ref_point_head for x in layers]),
+        "  of which video attention": n([x.sparse.blocks["video_attn"] for x in layers
+                                         if "video_attn" in x.sparse.blocks]),
+        "queries and gates": model.query_latents.numel() + model.query_refs.numel() + model.gate.numel(),
+        "heads (class, regression, actionness, text pooling)": n(
+            [model.class_head, model.span_head, model.actionness_head, model.text_pool]),
+    }
+    out["total"] = count_parameters(model)
+    return out
+
+
+def parameter_report(config_path: str) -> str:
+    """A table of :func:`parameter_breakdown` for the ``model`` section of an experiment config, with
+    the unshared variant's total and the paper's figures."""
+    from momentkit.config import load_yaml
+
+    data = load_yaml(config_path)
+    section = dict((data or {}).get("model") or {})
+    name = section.pop("name", None)
+    if name != "sdst":
+        raise InputError(f"expected model name 'sdst', got {name!r}", path=config_path, field="model.name")
+    try:
+        model = SDST(make_config(**section))
+        unshared = SDST(make_config(**{**section, "shared": False}))
+    except InputError as e:
+        raise InputError(e.message, path=config_path, field=f"model.{e.field}" if e.field else "model") from None
+    lines = [f"trainable parameters of {config_path} (model: sdst)"]
+    for key, value in parameter_breakdown(model).items():
+        lines.append(f"  {key:<52} {value:>12,} ({value / 1e6:.2f} M)")
+    total = count_parameters(unshared)
+    lines.append(f"  {'total with shared: false':<52} {total:>12,} ({total / 1e6:.2f} M)")
+    lines.append("  paper (QVHighlights, InternVideo2-1B): 4.10 M shared, 12.43 M unshared")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m momentkit.models.sdst",
+                                     description="Trainable parameter count of an SDST experiment config.")
+    parser.add_argument("--count-params", metavar="CONFIG", required=True, help="experiment YAML with model: sdst")
+    args = parser.parse_args(argv)
+    try:
+        print(parameter_report(args.count_params))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
