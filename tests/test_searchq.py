@@ -71,16 +71,18 @@ class ScriptedLLM:
                         out = (200, {}, json.dumps({"choices": [{"index": 0, "message": {
                             "role": "assistant", "content": out}}]}).encode())
                     status, headers, raw = out
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
                 finally:
+                    # leave the in-flight count before answering: once the answer is written, the
+                    # client may send its next request before this handler runs another line
                     with llm.lock:
                         llm.inflight -= 1
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
             def log_message(self, *args):
                 pass

@@ -18,6 +18,7 @@ class GroundingDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.seed = seed
         self.samplers: dict[str, ResumableSampler] = {}
+        self.resume_from: tuple[int, int] | None = None  # (global_step, epoch) of a restored checkpoint
 
     # stores are opened once and shared by every split
     @cached_property
@@ -63,11 +64,17 @@ class GroundingDataModule(L.LightningDataModule):
 
         ds = self.dataset(split)
         bs = self.cfg.batch_size if train else self.cfg.eval_batch_size
-        sampler = ResumableSampler(len(ds), shuffle=train, seed=self.seed, batch_size=bs)
+        sampler = ResumableSampler(len(ds), shuffle=train, seed=self.seed, batch_size=bs, dataset=ds)
+        if train and self.resume_from is not None:
+            # a checkpoint saved mid-epoch: leave out the batches of this epoch already trained on
+            step, epoch = self.resume_from
+            per_epoch = len(sampler) // bs + (len(sampler) % bs > 0)
+            sampler.skip_batches = max(0, step - epoch * per_epoch) % per_epoch
+            self.resume_from = None
         self.samplers[split] = sampler
         return torch.utils.data.DataLoader(
             ds, batch_size=bs, sampler=sampler, collate_fn=collate_grounding,
-            num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
+            num_workers=self.cfg.num_workers,
         )
 
     def train_dataloader(self):

@@ -27,6 +27,11 @@ class GroundingModule(L.LightningModule):
         self._preds: list[dict] = []
         self.last_metrics: dict = {}
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "resume_from"):
+            dm.resume_from = (int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0)))
+
     # ------------------------------------------------------------------ steps
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # randomness of a step depends only on (seed, step): a resumed run replays the same steps
@@ -85,13 +90,13 @@ class GroundingModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         metrics = self._score("val")
         if metrics:
-            self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
-            self.log(self.cfg.train.monitor, float(metrics.get(self.cfg.train.monitor, 0.0)), prog_bar=True)
+            self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+            self.log(self.cfg.train.monitor, float(metrics.get(self.cfg.train.monitor) or 0.0), prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
         metrics = self._score(getattr(self, "test_split", "test"))
         if metrics:
-            self.log_dict({f"test/{k}": float(v) for k, v in metrics.items()})
+            self.log_dict({f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

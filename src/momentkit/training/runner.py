@@ -92,7 +92,7 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=T
         precision=t.precision, deterministic=t.deterministic, gradient_clip_val=t.grad_clip or None,
         check_val_every_n_epoch=t.eval_every, callbacks=callbacks, logger=logs or False,
         enable_progress_bar=t.progress, enable_model_summary=False,
-        enable_checkpointing=enable_checkpointing, use_distributed_sampler=False, log_every_n_steps=10,
+        enable_checkpointing=enable_checkpointing, use_distributed_sampler=False, log_every_n_steps=5,
         num_sanity_val_steps=0,
     )
 
@@ -109,8 +109,10 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
         yaml.safe_dump(module.hparams["config"], fh, sort_keys=False)
     ckpt_dir = out / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.train.monitor, mode="max",
-                              save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    callbacks = [best_cb, _Curve(cfg.train.monitor)]
+                              save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, save_on_train_epoch_end=True,
+                              enable_version_counter=False)
+    callbacks = [best_cb, _Curve(cfg.train.monitor), last_cb]
     if cfg.train.checkpoint_every_steps:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", save_top_k=1, save_last=False,
                                          every_n_train_steps=cfg.train.checkpoint_every_steps,
@@ -121,7 +123,6 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
         ckpt_path = str(ckpt_dir / "last.ckpt") if resume == "last" else resume
         if not Path(ckpt_path).is_file():
             raise InputError("checkpoint to resume from not found", path=ckpt_path)
-        module.resume_skip = True
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     curve = callbacks[1].rows
     _write_curve(out, curve, cfg.train.monitor)

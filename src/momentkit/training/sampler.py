@@ -13,8 +13,9 @@ import torch
 
 
 class ResumableSampler(torch.utils.data.Sampler[int]):
-    def __init__(self, n: int, *, shuffle: bool, seed: int, batch_size: int) -> None:
+    def __init__(self, n: int, *, shuffle: bool, seed: int, batch_size: int, dataset=None) -> None:
         self.n = n
+        self.dataset = dataset  # told the epoch too, for its own per-epoch random draws
         self.shuffle = shuffle
         self.seed = seed
         self.batch_size = batch_size
@@ -23,6 +24,8 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     @staticmethod
     def _rank_world() -> tuple[int, int]:
