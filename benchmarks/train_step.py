@@ -1,0 +1,109 @@
+"""Training-step time and peak memory per model, on random inputs of QVHighlights shape.
+
+    python benchmarks/train_step.py [--batch 32] [--steps 10] [--threads N] [--device cpu|cuda]
+
+Moment-DETR and QD-DETR get SlowFast + CLIP clip features (2816 + 2 TEF dims) and CLIP text tokens
+(512); SDST gets K = 4 layered InternVideo2-style features (video 768, text 1024), its paper setting.
+Each model runs in its own process so that peak memory is its own. Prints ms per step and the
+ratio to Moment-DETR measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import time
+
+MODELS = {
+    "moment_detr": dict(layers=0, video_dim=2818, text_dim=512, cfg={}),
+    "qd_detr": dict(layers=0, video_dim=2818, text_dim=512, cfg={}),
+    "sdst": dict(layers=4, video_dim=768, text_dim=1024, cfg={}),
+}
+
+
+def _batch(torch, spec, batch, T=75, L=32, device="cpu"):
+    g = torch.Generator().manual_seed(0)
+    k = spec["layers"]
+    vshape = (batch, k, T, spec["video_dim"]) if k else (batch, T, spec["video_dim"])
+    tshape = (batch, k, L, spec["text_dim"]) if k else (batch, L, spec["text_dim"])
+    spans = [torch.tensor([[0.3 + 0.01 * i, 0.2]]) for i in range(batch)]
+    sal = torch.zeros(batch, T)
+    sal[:, 15:30] = 1.0
+    return {
+        "video_feats": torch.randn(vshape, generator=g).to(device),
+        "video_mask": torch.ones(batch, T, dtype=torch.bool, device=device),
+        "text_feats": torch.randn(tshape, generator=g).to(device),
+        "text_mask": torch.ones(batch, L, dtype=torch.bool, device=device),
+        "spans": [s.to(device) for s in spans],
+        "saliency": sal.to(device),
+        "saliency_pos_idx": torch.tensor([[16, 20]] * batch, device=device),
+        "saliency_neg_idx": torch.tensor([[2, 60]] * batch, device=device),
+        "saliency_valid": torch.ones(batch, dtype=torch.bool, device=device),
+        "meta": [{"qid": i, "vid": str(i), "duration": 150.0, "clip_len": 2.0, "num_clips": T} for i in range(batch)],
+    }
+
+
+def _run(name, args, queue):
+    import torch
+
+    from momentkit.models import count_parameters, create_model
+
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = MODELS[name]
+    device = args.device
+    model = create_model(name, video_dim=spec["video_dim"], text_dim=spec["text_dim"], **spec["cfg"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(torch, spec, args.batch, device=device)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(args.warmup + args.steps):
+        t = time.perf_counter()
+        out = model(batch)
+        loss, _ = model.loss(out, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t)
+    if device.startswith("cuda"):
+        mem = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB -> MiB
+    queue.put((name, 1000 * statistics.median(times), 1000 * min(times), mem, count_parameters(model)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    args = p.parse_args()
+    ctx = mp.get_context("spawn")
+    rows = []
+    for name in args.models:
+        q = ctx.Queue()
+        proc = ctx.Process(target=_run, args=(name, args, q))
+        proc.start()
+        rows.append(q.get())
+        proc.join()
+    base = next((r for r in rows if r[0] == "moment_detr"), rows[0])
+    mem_what = "peak CUDA MiB" if args.device.startswith("cuda") else "peak RSS growth MiB"
+    print(f"batch {args.batch}, 75 clips, {args.steps} steps after {args.warmup} warm-up, device {args.device}")
+    print(f"{'model':12s} {'ms/step':>9s} {'best':>8s} {'x MDETR':>8s} {mem_what:>20s} {'params':>11s}")
+    for name, med, best, mem, n in rows:
+        print(f"{name:12s} {med:9.1f} {best:8.1f} {med / base[1]:8.2f} {mem:20.0f} {n:11,d}")
+
+
+if __name__ == "__main__":
+    main()
