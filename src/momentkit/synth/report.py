@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 HEADLINE = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1",
-            "R1@0.5", "R1@0.7", "mIoU", "Rm@0.5", "mAPm@0.5", "mAP@0.1", "mAP@0.3", "mAP@0.5", "average-mAP")
+            "R1@0.5", "R1@0.7", "mIoU", "R_m@0.5", "mAP_m@0.5", "mAP@0.1", "mAP@0.3", "mAP@0.5", "average-mAP")
 
 
 def summary_tables(summary: dict):
