@@ -99,3 +99,24 @@ def test_config_errors_are_clear(tiny_data, tmp_path, capsys):
     missing.data.text_features = str(tmp_path / "nowhere")
     with pytest.raises(InputError, match="not found"):
         train(missing)
+
+
+def test_multimoment_training_writes_decoder_diagnostics(tmp_path):
+    data = tmp_path / "mm"
+    cfg = get_preset("multimoment-small").override(["num_videos={train: 24, val: 10}", "video_dims=[16, 16]",
+                                                    "text_dim=16"])
+    summary = synthesize(cfg, data, seed=0)
+    exp = _config(data, summary, tmp_path / "run", epochs=1)
+    exp.model.update(decoder_self_attn=False, query_dropout=0.25)  # the search-query decoder fixes
+    exp.eval.task = "multimoment"
+    exp.eval.nms = "hard"
+    exp.train.monitor = "mAP_m@0.5"
+    train(exp)
+    metrics = json.loads((tmp_path / "run/metrics_val.json").read_text())
+    brief = metrics["brief"]
+    for key in ("R_m@0.5", "mAP_m@0.5", "mAP@0.5", "active-preds@score>=0.5", "matched-preds@0.5",
+                "matched-gt@0.5", "MR-full-mAP"):
+        assert key in brief, key
+    assert 0 <= brief["active-preds@score>=0.5"] <= 5  # at most num_queries windows per query
+    assert metrics["multimoment"]["num-moments"] == sum(
+        len(g["relevant_windows"]) for _, g in iter_jsonl(data / "annotations/val.jsonl"))

@@ -62,6 +62,7 @@ class EvalConfig:
     max_windows: int = 10  # windows kept per query in the prediction file
     nms: Literal["hard", "gaussian", "linear"] | None = None  # NMS / soft-NMS at inference (None = off)
     nms_threshold: float = 0.7  # IoU threshold of NMS
+    active_threshold: float = 0.5  # multimoment: a prediction is "active" at this confidence or above
 
 
 @dataclass

@@ -83,7 +83,8 @@ class GroundingModule(L.LightningModule):
         self.predictions = preds
         if split not in self.gt or self.trainer.sanity_checking:
             return {}
-        metrics = score_predictions(preds, self.gt[split], self.cfg.eval.task)
+        metrics = score_predictions(preds, self.gt[split], self.cfg.eval.task,
+                                    active_threshold=self.cfg.eval.active_threshold)
         self.last_metrics = metrics
         return metrics
 

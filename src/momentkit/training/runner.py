@@ -150,7 +150,8 @@ def evaluate_split(cfg: ExperimentConfig, module, dm, split: str, out: Path) -> 
     preds = sorted(module.predictions, key=lambda p: str(p["qid"]))
     if trainer.is_global_zero:
         write_jsonl(out / f"predictions_{split}.jsonl", preds)
-        metrics = score_predictions(preds, module.gt[split], cfg.eval.task, full=True)
+        metrics = score_predictions(preds, module.gt[split], cfg.eval.task, full=True,
+                                    active_threshold=cfg.eval.active_threshold)
         write_json(out / f"metrics_{split}.json", metrics)
         return metrics
     return {}
