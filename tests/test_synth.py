@@ -116,3 +116,17 @@ def test_overrides_are_checked():
         cfg.override(["noise=[1, 2"])
     with pytest.raises(InputError, match="PRESET"):
         get_preset("nope")
+
+
+def test_sentence_encoder_text_features(tmp_path):
+    cfg = get_preset("charades-small").override(["num_videos={train: 3, val: 3}", "text_encoder=minilm"])
+    summary = synthesize(cfg, tmp_path, seed=0)
+    samples = read_annotations(tmp_path / "annotations/val.jsonl")
+    text = open_store(tmp_path / summary["text_features"], kind="text")
+    pooled = open_store(tmp_path / summary["text_features"], kind="text", field="pooler_output")
+    for s in samples:
+        tokens = text.get(str(s.qid))
+        assert tokens.shape[1] == 384 and tokens.shape[0] >= len(s.query.split()) + 2  # [CLS] ... [SEP]
+        np.testing.assert_allclose(np.linalg.norm(pooled.get(str(s.qid))), 1.0, rtol=1e-5)
+    with pytest.raises(InputError, match="single-layer"):
+        get_preset("layered-small").override(["text_encoder=minilm"])

@@ -36,6 +36,9 @@ class SynthConfig:
     video_dims: tuple[int, ...] = (128, 128)  # one folder per entry, e.g. SlowFast + CLIP layout
     text_dim: int = 128
     layers: int = 0  # > 0: layered (K, T, D) video and (K, L, D) text features for side-tuning
+    # None: query token features from the words' concepts; "minilm" (the offline all-MiniLM-L6-v2)
+    # or any sentence-transformers name: that encoder's token embeddings of the query text instead
+    text_encoder: str | None = None
     # saliency
     annotators: int = 3  # 0: no saliency in the annotation file (Charades-STA, TACoS style)
     # domain adaptation (detection)
@@ -60,6 +63,9 @@ class SynthConfig:
             raise InputError("must be 1 or 2", field="domains")
         if any(s not in (0, 1, 2) for s in self.specificity):
             raise InputError("levels are 0, 1 or 2", field="specificity")
+        if self.text_encoder is not None and self.layers:
+            raise InputError("a sentence encoder gives single-layer text features; use layers=0",
+                             field="text_encoder")
 
     def splits(self) -> dict:
         return dict(self.num_videos or {"train": 100, "val": 20})

@@ -173,6 +173,22 @@ class Generator:
         if cfg.layers:
             self.video_folders = [f"layered_{n}" for n in self.video_folders]
         self.text_folder = "layered_text_features" if cfg.layers else "text_features"
+        self.query_latents: dict = {}  # qid -> mean latent of the query's words (for the oracle)
+        self._encoder = None
+
+    def _encode_text(self, samples) -> dict:
+        """Token embeddings (L, D) and the normalised sentence embedding (D,) of each query text."""
+        if self._encoder is None:
+            from momentkit.searchq.grouping import load_encoder
+
+            name = self.cfg.text_encoder
+            self._encoder = load_encoder(None if name.lower() in ("minilm", "default") else name)
+        texts = [s.query for s in samples]
+        model = self._encoder.model
+        tokens = model.encode(texts, output_value="token_embeddings", convert_to_numpy=False,
+                              show_progress_bar=False, batch_size=64)
+        pooled = self._encoder.encode(texts)
+        return {s.qid: (np.asarray(t.cpu(), dtype=np.float32), pooled[i]) for i, (s, t) in enumerate(zip(samples, tokens))}
 
     # ------------------------------------------------------------------ grounding
     def grounding_split(self, split: str, n_videos: int, out: Path | None, split_index: int):
@@ -227,7 +243,10 @@ class Generator:
                                                windows=windows, relevant_clip_ids=clip_ids,
                                                saliency_scores=scores))
                 texts[qid] = _text_features(cfg, world, rng, word_lat)
+                self.query_latents[qid] = word_lat.mean(0)
                 qid += 1
+        if cfg.text_encoder is not None and samples:
+            texts = self._encode_text(samples)
         if out is not None:
             self._write_features(out, rendered, texts)
         return samples, rendered, texts

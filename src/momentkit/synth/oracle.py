@@ -59,7 +59,13 @@ def grounding_predictions(gen: Generator, samples, rendered, texts) -> list[dict
     preds = []
     for s in samples:
         z = clip_latents(gen, rendered[s.vid].features[0])
-        q = query_latent(gen, texts[s.qid][1])
+        if gen.cfg.text_encoder is None:
+            q = query_latent(gen, texts[s.qid][1])
+        else:  # encoder features cannot be mapped back: the oracle reads the words' concepts,
+            # with the same noise the pooled query features would carry
+            lat = gen.query_latents[s.qid]
+            noise = np.random.default_rng([gen.seed, 17, int(s.qid)]).standard_normal(lat.shape)
+            q = _unit(lat + noise * gen.cfg.text_noise / np.sqrt(lat.size))
         sim = z @ q
         preds.append({
             "qid": s.qid, "query": s.query, "vid": s.vid,
