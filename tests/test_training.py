@@ -41,8 +41,9 @@ def test_train_writes_outputs_that_evaluate_identically(tiny_data, tmp_path, cap
     result = train(_config(data, summary, tmp_path / "run"))
     run = tmp_path / "run"
     for name in ("config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "model.safetensors",
-                 "predictions_val.jsonl", "metrics_val.json", "curve.csv", "curve.png"):
+                 "predictions_val.jsonl", "metrics_val.json", "curve.csv", "curve.png", "logs/csv/metrics.csv"):
         assert (run / name).is_file(), name
+    assert list((run / "logs/tensorboard").glob("events.out.tfevents.*"))
     preds = [p for _, p in iter_jsonl(run / "predictions_val.jsonl")]
     assert len(preds) == summary["splits"]["val"]["queries"]
     for p in preds:

@@ -22,8 +22,10 @@ COMMAND_MODULES = (
     "momentkit.cli.evaluate",
     "momentkit.cli.synth",
     "momentkit.cli.train",
+    "momentkit.cli.tal",
     "momentkit.cli.demo",
     "momentkit.cli.extract",
+    "momentkit.cli.predict",
     "momentkit.cli.searchq",
 )
 

@@ -1,0 +1,399 @@
+"""Predict moments and saliency for free-form queries on a video of any length, with a trained model.
+
+::
+
+    predictor = Predictor.from_checkpoint("runs/qvh/run", backbone=("clip", "openai/clip-vit-base-patch32"))
+    for r in predictor.predict("talk.mp4", ["a man opens the door", "applause"]):
+        print(r.query, r.moments[:3])      # [[start, end, score], ...] in seconds, best first
+        r.saliency                          # one score per clip of the whole video
+
+Inputs are prepared exactly as :class:`momentkit.data.datasets.GroundingDataset` prepares training
+items (same ``clip_len``, TEF appended per window when ``data.use_tef``, query tokens cut to
+``max_q_len`` and L2-normalised), and batched as :func:`~momentkit.data.datasets.collate_grounding`
+does, so any registered grounding model runs through its uniform ``forward`` / ``postprocess``.
+
+Features: a ``(T, D)`` or layered ``(K, T, D)`` array (or a ``.npz`` file holding ``features``), or a
+video file decoded and embedded with a backbone by :func:`momentkit.video.extract.extract_video`
+(one row per ``data.clip_len`` seconds). The training config does not record which backbone made
+its features: pass the same one (an object from :func:`momentkit.video.backbones.create_backbone`, or
+a ``(name, model)`` pair). A config that trained on several concatenated feature folders expects
+that concatenation (each part L2-normalised, as :class:`~momentkit.data.features.ConcatStore` does);
+give such features directly.
+
+Long videos: a model is trained on at most ``data.max_v_len`` clips. A longer video is covered by
+windows of ``window`` clips (default ``max_v_len``) every ``stride`` clips (default half a window; the
+last window ends at the last clip, so every window is full). Each window is predicted on its own; its
+moments are shifted to the absolute timeline, the candidates of all windows are merged with NMS
+(:mod:`momentkit.ops.nms`; the config's ``eval.nms``, or hard NMS at ``eval.nms_threshold`` when it
+has none) and each clip's saliency is the mean of its scores over the windows that cover it. Windows
+are processed ``batch_size`` rows at a time (a row is one query on one window), so memory grows
+linearly with the length of the video; at most ``max_candidates`` candidates per query enter NMS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from momentkit.errors import InputError
+
+NO_LIMIT = 1 << 30
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_CANDIDATES = 1000
+
+
+@dataclass
+class MomentPrediction:
+    """The prediction for one query on one video."""
+
+    query: str
+    moments: list[list[float]]  # [[start, end, score], ...] seconds, descending score
+    saliency: list[float]  # one score per clip of the whole video
+    duration: float  # seconds
+    clip_len: float  # seconds per clip
+    num_windows: int = 1  # windows the video was cut into
+    vid: str | None = None
+
+    def to_row(self, qid: Any = None) -> dict:
+        """A QVHighlights-style prediction row (what ``momentkit evaluate`` reads)."""
+        return {"qid": qid, "query": self.query, "vid": self.vid, "pred_relevant_windows": self.moments,
+                "pred_saliency_scores": self.saliency}
+
+
+def window_starts(num_clips: int, window: int, stride: int) -> np.ndarray:
+    """First clip of each window covering ``num_clips`` clips: ``0, stride, 2 * stride, ...`` and a last
+    window ending at the last clip (so every window holds ``window`` clips); ``[0]`` when the video
+    fits in one window."""
+    if window < 1 or stride < 1:
+        raise InputError(f"window ({window}) and stride ({stride}) must be at least 1", field="window")
+    if num_clips <= window:
+        return np.zeros(1, dtype=np.int64)
+    last = num_clips - window
+    return np.unique(np.append(np.arange(0, last, stride, dtype=np.int64), last))
+
+
+# ----------------------------------------------------------------------------- loading
+def _resolve_checkpoint(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+            if (p / name).is_file():
+                return p / name
+        raise InputError("no model.safetensors or checkpoints/best.ckpt in this run folder", path=p)
+    if not p.is_file():
+        raise InputError("checkpoint not found", path=p)
+    return p
+
+
+def load_model_and_config(path: str | os.PathLike):
+    """``(model, ExperimentConfig, file)`` from a run folder, a ``model.safetensors`` (config in its
+    metadata under ``config``) or a Lightning ``.ckpt`` (config in ``hyper_parameters``)."""
+    import yaml
+
+    from momentkit.config import from_dict
+    from momentkit.models import create_model
+    from momentkit.training.config import ExperimentConfig
+
+    p = _resolve_checkpoint(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(p), framework="pt") as fh:
+                meta = fh.metadata() or {}
+            state = load_file(str(p))
+        except Exception as e:  # noqa: BLE001 - any parse failure is a bad file for the user
+            raise InputError(f"cannot read safetensors file ({type(e).__name__}: {e})", path=p) from None
+        if "config" not in meta:
+            raise InputError("this safetensors file carries no momentkit config in its metadata", path=p,
+                             field="config")
+        try:
+            raw = yaml.safe_load(meta["config"])
+        except yaml.YAMLError as e:
+            raise InputError(f"the config in the metadata is not valid YAML ({e})", path=p, field="config") from None
+    else:
+        from momentkit.training.runner import load_checkpoint
+
+        ckpt = load_checkpoint(p)
+        raw = (ckpt.get("hyper_parameters") or {}).get("config")
+        if raw is None:
+            raise InputError("checkpoint carries no momentkit config", path=p, field="hyper_parameters")
+        state = {k[len("model."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("model.")}
+    if not isinstance(raw, dict):
+        raise InputError("the stored config is not a mapping", path=p, field="config")
+    cfg = from_dict(ExperimentConfig, raw, path=str(p))
+    if "name" not in cfg.model:
+        raise InputError("the stored config has no model name", path=p, field="model.name")
+    model = create_model(**cfg.model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        what = (f"missing {', '.join(missing[:3])}" if missing else "") + \
+               ("; " if missing and unexpected else "") + \
+               (f"unexpected {', '.join(unexpected[:3])}" if unexpected else "")
+        raise InputError(f"weights do not match the '{cfg.model['name']}' model of its config ({what})", path=p)
+    return model.eval(), cfg, p
+
+
+def _make_backbone(backbone, device):
+    if backbone is None or hasattr(backbone, "encode_video"):
+        return backbone
+    from momentkit.video.backbones import create_backbone
+
+    if isinstance(backbone, str):
+        return create_backbone(backbone, None, device=device)
+    if isinstance(backbone, (tuple, list)) and len(backbone) == 2:
+        name, model = backbone
+        return create_backbone(str(name), None if model is None else str(model), device=device)
+    raise InputError("backbone must be a backbone object, a name or a (name, model path or id) pair",
+                     field="backbone")
+
+
+# ----------------------------------------------------------------------------- the predictor
+@dataclass
+class Predictor:
+    """A trained grounding model plus what it needs to read raw inputs; see the module docstring."""
+
+    model: torch.nn.Module = field(repr=False)
+    config: Any = field(repr=False)  # momentkit.training.config.ExperimentConfig
+    backbone: Any = field(default=None, repr=False)
+    device: str | torch.device = "cpu"
+    window: int | None = None  # clips per window (default: data.max_v_len)
+    stride: int | None = None  # clips between window starts (default: window // 2)
+    batch_size: int = DEFAULT_BATCH_SIZE  # rows (query x window) per forward pass
+    text_field: str = "last_hidden_state"  # what of the backbone's text output the model reads
+    nms: str | None = "auto"  # "auto": the config's eval.nms (hard NMS when it has none and windows merge)
+    nms_threshold: float | None = None  # default: eval.nms_threshold
+    max_windows: int | None = None  # moments kept per query (default: eval.max_windows)
+    max_candidates: int = DEFAULT_MAX_CANDIDATES  # best candidates per query entering NMS
+    source: Path | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        self.model = self.model.to(self.device).eval()
+        self.backbone = _make_backbone(self.backbone, self.device)
+        data = self.config.data
+        self.window = int(self.window or data.max_v_len)
+        self.stride = int(self.stride or max(1, self.window // 2))
+        if self.window < 1 or self.stride < 1 or self.stride > self.window:
+            raise InputError(f"need 1 <= stride ({self.stride}) <= window ({self.window})", field="stride")
+        if self.batch_size < 1 or self.max_candidates < 1:
+            raise InputError("batch_size and max_candidates must be at least 1", field="batch_size")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, backbone=None, device: str | torch.device = "cpu",
+                        **options) -> Predictor:
+        """Load a run folder, ``model.safetensors`` or ``.ckpt``; ``backbone``: an object, a name or a
+        ``(name, model)`` pair (needed for video files and for queries given as text)."""
+        model, cfg, src = load_model_and_config(path)
+        return cls(model, cfg, backbone=backbone, device=device, source=src, **options)
+
+    # ------------------------------------------------------------------ widths
+    def _model_width(self, name: str) -> int | None:
+        width = getattr(getattr(self.model, "config", None), f"{name}_dim", None)
+        if width is None:
+            width = self.config.model.get(f"{name}_dim")
+        return None if width is None else int(width)
+
+    @property
+    def video_width(self) -> int | None:
+        """Width of the raw clip features the model expects (its input width less the TEF)."""
+        width = self._model_width("video")
+        return None if width is None else width - 2 * bool(self.config.data.use_tef)
+
+    @property
+    def text_width(self) -> int | None:
+        return self._model_width("text")
+
+    # ------------------------------------------------------------------ inputs
+    def _need_backbone(self, what: str):
+        if self.backbone is None:
+            raise InputError(f"{what} needs the backbone that made the training features "
+                             "(Predictor.from_checkpoint(..., backbone=...)) or pre-computed features",
+                             field="backbone")
+        return self.backbone
+
+    def video_features(self, video) -> tuple[np.ndarray, float, str | None]:
+        """``(features (T, D) or (K, T, D), duration in seconds, video id)`` of a video file, a ``.npz``
+        feature file or an array."""
+        clip_len = float(self.config.data.clip_len)
+        if isinstance(video, (str, os.PathLike)):
+            path = Path(video)
+            if path.suffix == ".npz":
+                feats = _load_npz_features(path)
+                return feats, feats.shape[-2] * clip_len, path.stem
+            from momentkit.video.decode import probe
+            from momentkit.video.extract import extract_video
+
+            backbone = self._need_backbone(f"predicting on the video file {path}")
+            feats = extract_video(backbone, path, clip_len=clip_len)
+            duration = probe(path).duration or feats.shape[-2] * clip_len
+            return feats, float(min(duration, feats.shape[-2] * clip_len)), path.stem
+        feats = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
+        return feats, feats.shape[-2] * clip_len if feats.ndim >= 2 else 0.0, None
+
+    def _check_video(self, feats: np.ndarray, src: str | None) -> np.ndarray:
+        if feats.ndim not in (2, 3) or feats.shape[-2] < 1 or feats.shape[-1] < 1:
+            raise InputError(f"video features must be (T, D) or (K, T, D) with T >= 1, got shape {feats.shape}",
+                             path=src, field="features")
+        want = self.video_width
+        if want is not None and feats.shape[-1] != want:
+            raise InputError(f"video features have width {feats.shape[-1]} but the model expects {want} "
+                             "(use the backbone and layers the model was trained with)", path=src,
+                             field="features")
+        feats = feats.astype(np.float32, copy=False)
+        if not np.isfinite(feats).all():
+            raise InputError("video features hold NaN or infinite values", path=src, field="features")
+        return feats
+
+    def text_features(self, queries: Sequence[str], text_features=None) -> list[np.ndarray]:
+        """Per query ``(L, D)`` (or layered ``(K, L, D)``) token features, cut to ``max_q_len`` and
+        L2-normalised as in training."""
+        from momentkit.data.features import l2_normalize
+
+        if text_features is None:
+            backbone = self._need_backbone("encoding queries")
+            rows = backbone.encode_text(list(queries))
+            if rows and self.text_field not in rows[0]:
+                raise InputError(f"the backbone gives no '{self.text_field}' text features "
+                                 f"(it gives {', '.join(rows[0])})", field="text_field")
+            text_features = [r[self.text_field] for r in rows]
+        elif len(text_features) != len(queries):
+            raise InputError(f"{len(text_features)} text features for {len(queries)} queries", field="text_features")
+        out = []
+        want = self.text_width
+        for i, t in enumerate(text_features):
+            t = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+            t = t.astype(np.float32, copy=False)
+            if t.ndim == 1:
+                t = t[None]
+            if t.ndim not in (2, 3) or t.shape[-2] < 1:
+                raise InputError(f"query {i}: text features must be (L, D) or (K, L, D), got shape {t.shape}",
+                                 field="text_features")
+            if want is not None and t.shape[-1] != want:
+                raise InputError(f"query {i}: text features have width {t.shape[-1]} but the model expects {want}",
+                                 field="text_features")
+            t = t[..., : self.config.data.max_q_len, :]
+            out.append(l2_normalize(t).astype(np.float32, copy=False))
+        return out
+
+    # ------------------------------------------------------------------ prediction
+    @torch.inference_mode()
+    def predict(self, video, queries: str | Sequence[str], *, text_features=None,
+                duration: float | None = None, top: int | None = None) -> list[MomentPrediction]:
+        """Moments and per-clip saliency of each query on ``video`` (a video file, a ``.npz`` with
+        ``features``, or a ``(T, D)`` / ``(K, T, D)`` array); see the module docstring."""
+        from momentkit.data.datasets import pad_time, tef
+        from momentkit.ops.nms import nms as apply_nms
+
+        queries = [queries] if isinstance(queries, str) else list(queries)
+        if not queries:
+            raise InputError("no queries given", field="queries")
+        src = str(video) if isinstance(video, (str, os.PathLike)) else None
+        feats, dur, vid = self.video_features(video)
+        feats = self._check_video(feats, src)
+        if duration is not None:
+            if not duration > 0:
+                raise InputError(f"duration must be positive, got {duration}", field="duration")
+            dur = float(duration)
+        texts = self.text_features(queries, text_features)
+
+        cfg = self.config
+        clip_len = float(cfg.data.clip_len)
+        n_clips = feats.shape[-2]
+        n_q = len(queries)
+        win = min(self.window, n_clips)
+        starts = window_starts(n_clips, self.window, self.stride)
+        n_win = len(starts)
+        top = int(top or self.max_windows or cfg.eval.max_windows)
+        method = cfg.eval.nms if self.nms == "auto" else self.nms
+        if method is None and self.nms == "auto" and n_win > 1:
+            method = "hard"
+        threshold = cfg.eval.nms_threshold if self.nms_threshold is None else self.nms_threshold
+
+        text, text_mask = pad_time([torch.from_numpy(t) for t in texts])  # (Q, [K,] L, D)
+        text, text_mask = text.to(self.device), text_mask.to(self.device)
+        video = torch.from_numpy(feats)  # stays on the CPU; windows go to the device chunk by chunk
+        steps = torch.arange(win)
+        tef_rows = torch.from_numpy(tef(win)) if cfg.data.use_tef else None
+
+        sal_sum = np.zeros((n_q, n_clips), dtype=np.float64)
+        cover = np.zeros(n_clips, dtype=np.float64)
+        cands: list[list[np.ndarray]] = [[] for _ in range(n_q)]
+        per_chunk = max(1, self.batch_size // n_q)
+        for c0 in range(0, n_win, per_chunk):
+            st = starts[c0 : c0 + per_chunk]
+            idx = torch.from_numpy(st)[:, None] + steps  # (w, win)
+            chunk = video[..., idx, :]  # (w, win, D) or (K, w, win, D)
+            if chunk.ndim == 4:
+                chunk = chunk.movedim(1, 0)  # (w, K, win, D)
+            if tef_rows is not None:
+                t = tef_rows.expand(*chunk.shape[:-1], 2)
+                chunk = torch.cat([chunk, t], dim=-1)
+            w = len(st)
+            # row b = window (b // Q), query (b % Q)
+            batch = {
+                "video_feats": chunk.repeat_interleave(n_q, dim=0).to(self.device),
+                "video_mask": torch.ones(w * n_q, win, dtype=torch.bool, device=self.device),
+                "text_feats": text.repeat(w, *([1] * (text.ndim - 1))),
+                "text_mask": text_mask.repeat(w, 1),
+                "meta": [{"qid": q, "vid": vid, "query": queries[q], "clip_len": clip_len, "num_clips": win,
+                          "duration": float(max(min(win * clip_len, dur - s * clip_len), 1e-6))}
+                         for s in st.tolist() for q in range(n_q)],
+            }
+            outputs = self.model(batch)
+            rows = self.model.postprocess(outputs, batch, max_windows=NO_LIMIT, nms=None, decimals=None)
+            offsets = np.repeat(st * clip_len, n_q)
+            for b, row in enumerate(rows):
+                m = np.asarray(row["pred_relevant_windows"], dtype=np.float64).reshape(-1, 3)
+                m[:, :2] += offsets[b]
+                cands[b % n_q].append(m)
+            sal = np.asarray([r["pred_saliency_scores"] for r in rows], dtype=np.float64)  # (w * Q, win)
+            np.add.at(sal_sum, (slice(None), idx.numpy()), sal.reshape(w, n_q, win).transpose(1, 0, 2))
+            np.add.at(cover, idx.numpy(), 1.0)
+            for q in range(n_q):  # keep the candidate lists bounded
+                if sum(len(m) for m in cands[q]) > 2 * self.max_candidates:
+                    cands[q] = [_best(np.concatenate(cands[q]), self.max_candidates)]
+
+        saliency = sal_sum / cover
+        results = []
+        for q in range(n_q):
+            m = _best(np.concatenate(cands[q]), self.max_candidates)
+            m[:, :2] = np.clip(m[:, :2], 0.0, dur)
+            if method is not None:
+                m = apply_nms(m, method, threshold, max_keep=top)
+            m = m[np.argsort(-m[:, 2], kind="stable")][:top]
+            results.append(MomentPrediction(
+                query=queries[q], moments=np.round(m, 4).tolist(), saliency=saliency[q].tolist(),
+                duration=dur, clip_len=clip_len, num_windows=n_win, vid=vid))
+        return results
+
+
+def _best(windows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest-scored windows, by descending score (ties keep order)."""
+    order = np.argsort(-windows[:, 2], kind="stable")[:k]
+    return windows[order]
+
+
+def _load_npz_features(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError("feature file not found", path=path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "features" not in npz.files:
+                raise InputError(f"no 'features' array in this file (it holds {', '.join(npz.files) or 'nothing'})",
+                                 path=path, field="features")
+            return np.asarray(npz["features"], dtype=np.float32)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged file is the user's input
+        raise InputError(f"cannot read feature file ({type(e).__name__}: {e})", path=path) from None
+
+
+__all__ = ["MomentPrediction", "Predictor", "load_model_and_config", "window_starts"]

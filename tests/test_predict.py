@@ -1,0 +1,252 @@
+"""The Predictor and ``momentkit predict``: extract -> train -> predict on generated videos, long videos
+cut into windows and merged back, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("av")
+pytest.importorskip("transformers")
+
+from momentkit.cli.main import main  # noqa: E402
+from momentkit.config import from_dict  # noqa: E402
+from momentkit.errors import InputError  # noqa: E402
+from momentkit.io import write_jsonl  # noqa: E402
+from momentkit.models.postprocess import postprocess  # noqa: E402
+from momentkit.predict import Predictor, window_starts  # noqa: E402
+from momentkit.training.config import ExperimentConfig, load_config  # noqa: E402
+from momentkit.training.runner import train  # noqa: E402
+from momentkit.video.backbones import create_backbone  # noqa: E402
+from momentkit.video.extract import run_extraction  # noqa: E402
+from momentkit.video.testing import make_empty, make_tiny_clip, make_truncated, make_video  # noqa: E402
+
+torch.set_num_threads(1)
+MAX_V_LEN = 4  # clips of 1 s the tiny model is trained on: every video here is longer
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Three generated videos, tiny-CLIP features, a tiny Moment-DETR trained one epoch on them."""
+    root = tmp_path_factory.mktemp("predict")
+    clip_dir = make_tiny_clip(root / "tiny-clip")
+    backbone = create_backbone("clip", str(clip_dir))
+    videos = [make_video(root / "videos" / f"v{i}.mp4", duration=d, fps=4, width=48, height=32)
+              for i, d in enumerate((8.0, 6.0, 10.0))]
+    rows = []
+    for v in videos:
+        for caption, (s, e) in v.windows().items():
+            rows.append({"qid": len(rows), "query": caption, "vid": v.path.stem, "duration": v.duration,
+                         "relevant_windows": [[s, e]]})
+    ann = root / "ann.jsonl"
+    write_jsonl(ann, rows)
+    feats, texts = root / "feats", root / "texts"
+    run_extraction(backbone, [v.path for v in videos], feats, clip_len=1.0, progress=False, log=lambda m: None,
+                   queries=[(r["qid"], r["query"]) for r in rows], text_out=texts)
+    run = root / "run"
+    cfg = load_config(None, base={
+        "data": {"train": str(ann), "val": str(ann), "video_features": [str(feats)], "text_features": str(texts),
+                 "clip_len": 1.0, "max_v_len": MAX_V_LEN, "batch_size": 4, "eval_batch_size": 8},
+        "model": {"name": "moment_detr", "hidden_dim": 32, "ffn_dim": 64, "nheads": 4, "num_queries": 5},
+        "train": {"epochs": 1, "lr": 1e-3, "out_dir": str(run), "progress": False, "seed": 1,
+                  "accelerator": "cpu", "devices": 1},
+    })
+    train(cfg)
+    return {"root": root, "clip_dir": clip_dir, "backbone": backbone, "videos": videos, "rows": rows,
+            "feats": feats, "texts": texts, "run": run}
+
+
+@pytest.fixture(scope="module")
+def predictor(world):
+    return Predictor.from_checkpoint(world["run"], backbone=world["backbone"])
+
+
+def _check(result, duration, n_clips, top):
+    m = np.asarray(result.moments).reshape(-1, 3)
+    assert 1 <= len(m) <= top
+    assert np.all(m[:, 0] >= 0) and np.all(m[:, 1] <= duration + 1e-9) and np.all(m[:, 0] <= m[:, 1])
+    assert list(m[:, 2]) == sorted(m[:, 2], reverse=True)
+    assert len(result.saliency) == n_clips and np.isfinite(result.saliency).all()
+
+
+# ----------------------------------------------------------------------------- windows
+def test_window_starts_hand_computed():
+    assert window_starts(3, 4, 2).tolist() == [0]
+    assert window_starts(4, 4, 2).tolist() == [0]
+    assert window_starts(5, 4, 2).tolist() == [0, 1]
+    assert window_starts(10, 4, 2).tolist() == [0, 2, 4, 6]
+    assert window_starts(11, 4, 2).tolist() == [0, 2, 4, 6, 7]
+    assert window_starts(1800, 75, 37).tolist()[-2:] == [1702, 1725]  # 46 * 37, then 1800 - 75
+    with pytest.raises(InputError):
+        window_starts(10, 0, 1)
+
+
+class MarkerModel(nn.Module):
+    """A stand-in model whose outputs are known by hand: one moment spanning the clips whose first
+    feature is > 0.5 (the whole window if none), scored softmax([n_marked, 0])[0], and saliency = the
+    TEF start t / W of each clip in its window."""
+
+    def forward(self, batch):
+        v = batch["video_feats"]
+        if v.ndim == 4:
+            v = v[:, -1]
+        w = v.shape[1]
+        mark = v[..., 0] > 0.5
+        pos = torch.arange(w)
+        found = mark.any(1)
+        st = torch.where(found, torch.where(mark, pos, w).min(1).values / w, torch.zeros(len(v)))
+        ed = torch.where(found, (torch.where(mark, pos, -1).max(1).values + 1) / w, torch.ones(len(v)))
+        count = mark.sum(1).float()
+        return {"pred_logits": torch.stack([count, torch.zeros_like(count)], -1)[:, None],
+                "pred_spans": torch.stack([(st + ed) / 2, ed - st], -1)[:, None],
+                "saliency_scores": v[..., -2]}
+
+    def postprocess(self, outputs, batch, **kwargs):
+        return postprocess(outputs, batch, **kwargs)
+
+
+def _marker_predictor(**options):
+    cfg = from_dict(ExperimentConfig, {"data": {"clip_len": 2.0, "max_v_len": 4, "use_tef": True},
+                                       "model": {"name": "marker"},
+                                       "eval": {"max_windows": 3, "nms": "hard", "nms_threshold": 0.4}})
+    return Predictor(MarkerModel(), cfg, **options)
+
+
+def test_windows_shift_merge_and_average_by_hand():
+    # 12 clips of 2 s, clips 5 and 6 (10-14 s) marked; windows of 4 clips start at 0, 2, 4, 6, 8
+    feats = np.zeros((12, 3), np.float32)
+    feats[5:7, 0] = 1.0
+    text = [np.ones((2, 5), np.float32)] * 2
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    # candidates: [0,8,.5] [10,12,sig1] [10,14,sig2] [12,14,sig1] [16,24,.5]; NMS at 0.4 drops the
+    # two halves (IoU 0.5 with [10,14]); the tie at 0.5 keeps window order
+    expected = [[10.0, 14.0, round(sig(2), 4)], [0.0, 8.0, 0.5], [16.0, 24.0, 0.5]]
+    # saliency: mean over covering windows s of (c - s) / 4
+    sal = [0, .25, .25, .5, .25, .5, .25, .5, .25, .5, .5, .75]
+    for batch_size in (64, 1, 3):
+        res = _marker_predictor(batch_size=batch_size).predict(feats, ["a", "b"], text_features=text)
+        assert len(res) == 2
+        for r in res:
+            assert r.num_windows == 5 and r.duration == 24.0
+            assert r.moments == expected
+            np.testing.assert_allclose(r.saliency, sal)
+    # layered (K, T, D) features: the marker model reads the last level
+    layered = np.stack([np.zeros_like(feats), feats])
+    r = _marker_predictor().predict(layered, "a", text_features=text[:1])[0]
+    assert r.moments == expected
+    # a shorter real duration clamps the last window's moment
+    r = _marker_predictor().predict(feats, "a", text_features=text[:1], duration=23.0)[0]
+    assert r.moments[2] == [16.0, 23.0, 0.5]
+    # one window covering the whole video when the window is long enough
+    r = _marker_predictor(window=12).predict(feats, "a", text_features=text[:1])[0]
+    assert r.num_windows == 1 and r.moments[0] == [10.0, 14.0, round(sig(2), 4)]
+    np.testing.assert_allclose(r.saliency, np.arange(12) / 12)
+
+
+# ----------------------------------------------------------------------------- trained model
+def test_checkpoint_forms_load_the_same_model(world, predictor):
+    run = world["run"]
+    feats = np.load(world["feats"] / "v0.npz")["features"]
+    assert not predictor.model.training and predictor.config.data.max_v_len == MAX_V_LEN
+    ref = predictor.predict(feats, ["a red square moves right"])
+    for path in (run / "model.safetensors", run / "checkpoints/best.ckpt"):
+        other = Predictor.from_checkpoint(path, backbone=world["backbone"])
+        got = other.predict(feats, ["a red square moves right"])
+        assert got[0].moments == ref[0].moments and got[0].saliency == ref[0].saliency
+
+
+def test_video_file_gives_the_features_prediction(world, predictor):
+    v = world["videos"][2]  # 10 s, 10 clips of 1 s: windows start at 0, 2, 4, 6
+    queries = ["a red square moves right", "a blue circle moves left", "something else"]
+    from_video = predictor.predict(v.path, queries)
+    feats = np.load(world["feats"] / f"{v.path.stem}.npz")["features"]
+    from_feats = predictor.predict(feats, queries)
+    assert len(from_video) == 3
+    for a, b in zip(from_video, from_feats):
+        assert a.num_windows == 4 and a.duration == pytest.approx(10.0)
+        _check(a, 10.0, 10, predictor.config.eval.max_windows)
+        assert a.moments == b.moments
+        np.testing.assert_allclose(a.saliency, b.saliency, rtol=1e-5, atol=1e-6)
+    # query features given directly (the stored ones) give the same predictions as encoding the text
+    stored = [np.load(world["texts"] / f"qid{r['qid']}.npz")["last_hidden_state"] for r in world["rows"][:2]]
+    given = predictor.predict(feats, [r["query"] for r in world["rows"][:2]], text_features=stored)
+    encoded = predictor.predict(feats, [r["query"] for r in world["rows"][:2]])
+    assert [g.moments for g in given] == [e.moments for e in encoded]
+
+
+def test_long_sequence_windows_merged(predictor):
+    n = 10 * MAX_V_LEN
+    feats = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+    res = predictor.predict(feats, ["a red square moves right", "a blue circle moves left"], top=6)
+    for r in res:
+        assert r.num_windows == 19  # starts 0, 2, ..., 36
+        _check(r, float(n), n, 6)
+        m = np.asarray(r.moments)
+        # hard NMS at the config's threshold (0.7) merged the windows: no two kept moments overlap more
+        inter = np.clip(np.minimum(m[:, None, 1], m[None, :, 1]) - np.maximum(m[:, None, 0], m[None, :, 0]), 0, None)
+        union = (m[:, 1] - m[:, 0])[:, None] + (m[:, 1] - m[:, 0])[None, :] - inter
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
+        assert (iou[~np.eye(len(m), dtype=bool)] <= 0.7 + 1e-6).all()
+        # moments come from all over the timeline, not only the first window
+        assert m[:, 1].max() > MAX_V_LEN
+
+
+def test_errors_name_the_input(world, predictor, tmp_path):
+    empty = make_empty(tmp_path / "empty.mp4")
+    cut = make_truncated(world["videos"][0].path, tmp_path / "cut.mp4", 0.4)
+    for bad in (empty, cut, tmp_path / "missing.mp4"):
+        with pytest.raises(InputError) as e:
+            predictor.predict(bad, ["a red square"])
+        assert bad.name in str(e.value)
+    with pytest.raises(InputError, match="width 7 but the model expects 16"):
+        predictor.predict(np.zeros((6, 7), np.float32), ["a red square"])
+    with pytest.raises(InputError, match="width 5 but the model expects 32"):
+        predictor.predict(np.zeros((6, 16), np.float32), ["q"], text_features=[np.ones((3, 5))])
+    bare = Predictor.from_checkpoint(world["run"])
+    with pytest.raises(InputError, match="backbone"):
+        bare.predict(world["videos"][0].path, ["a red square"])
+    garbage = tmp_path / "model.safetensors"
+    garbage.write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="model.safetensors"):
+        Predictor.from_checkpoint(garbage)
+    (tmp_path / "no_run").mkdir()
+    with pytest.raises(InputError, match="run folder"):
+        Predictor.from_checkpoint(tmp_path / "no_run")
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_table_and_png(world, tmp_path, capsys):
+    v = world["videos"][0]
+    png = tmp_path / "t.png"
+    code = main(["predict", str(v.path), "a red square moves right", "--query", "a blue circle moves left",
+                 "--ckpt", str(world["run"]), "--backbone", "clip", "--backbone-model", str(world["clip_dir"]),
+                 "--top", "3", "--out", str(png), "--save", str(tmp_path / "p.jsonl")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "a red square moves right" in out and "a blue circle moves left" in out and "score" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and '"pred_relevant_windows"' in lines[0]
+
+    # features and query features from files, no backbone
+    np.savez(tmp_path / "f.npz", features=np.load(world["feats"] / "v0.npz")["features"])
+    code = main(["predict", "--features", str(tmp_path / "f.npz"), "q0", "--ckpt", str(world["run"]),
+                 "--text-features", str(world["texts"] / "qid0.npz"), "--out", str(tmp_path / "f.png")])
+    assert code == 0 and (tmp_path / "f.png").is_file()
+
+
+def test_cli_errors_are_one_line(world, tmp_path, capsys, monkeypatch):
+    empty = make_empty(tmp_path / "empty.mp4")
+    code = main(["predict", str(empty), "a red square", "--ckpt", str(world["run"]), "--backbone", "clip",
+                 "--backbone-model", str(world["clip_dir"]), "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "empty.mp4" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+    monkeypatch.chdir(tmp_path)
+    code = main(["predict", str(world["videos"][0].path), "a red square"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "runs/demo/run/model.safetensors" in err and len(err.splitlines()) == 1
