@@ -73,15 +73,7 @@ def read_detection_json(
     wanted = select_subsets(database, subset, path=path, prefix=base)
 
     table = SegmentTable()
-    for video, entry in database.items():
-        prefix = f"{base}{video}."
-        sub = entry.get("subset") if isinstance(entry, dict) else None
-        if wanted is not None and sub not in wanted:
-            continue
-        duration = as_duration(require(entry, "duration", path=path, prefix=prefix), path=path,
-                               field=prefix + "duration")
-        if sub is not None:
-            sub = as_text(sub, path=path, field=prefix + "subset")
+    for video, entry, prefix, duration, sub in iter_videos(database, wanted, path=path, base=base):
         fps = entry.get("fps")
         if fps is not None:
             fps = as_number(fps, path=path, field=prefix + "fps")
@@ -119,6 +111,21 @@ def select_subsets(database: dict, subset, *, path, prefix: str = "") -> set | N
         raise InputError(f"no video has subset {', '.join(map(repr, missing))}; subsets in the file: {have}",
                          path=path, field="subset")
     return wanted
+
+
+def iter_videos(database: dict, wanted, *, path, base: str = ""):
+    """``(video, entry, field prefix, duration, subset)`` for each video of a database-style mapping
+    whose subset is in ``wanted`` (all when None), with duration and subset checked."""
+    for video, entry in database.items():
+        prefix = f"{base}{video}."
+        sub = entry.get("subset") if isinstance(entry, dict) else None
+        if wanted is not None and sub not in wanted:
+            continue
+        duration = as_duration(require(entry, "duration", path=path, prefix=prefix), path=path,
+                               field=prefix + "duration")
+        if sub is not None:
+            sub = as_text(sub, path=path, field=prefix + "subset")
+        yield video, entry, prefix, duration, sub
 
 
 def write_detection_json(path: str | os.PathLike, samples: Sequence[DetectionSample]) -> None:

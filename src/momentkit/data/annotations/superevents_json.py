@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from momentkit.data.annotations.detection_json import select_subsets
+from momentkit.data.annotations.detection_json import iter_videos, select_subsets
 from momentkit.data.annotations.fields import as_duration, as_int, as_list, as_number, as_text, require, utf8_text
 from momentkit.data.annotations.registry import AnnotationFormat, register_format
 from momentkit.data.annotations.segments import SegmentTable
@@ -55,15 +55,7 @@ def read_superevents_json(
     wanted = select_subsets(data, subset, path=path)
 
     table = SegmentTable()
-    for video, entry in data.items():
-        prefix = f"{video}."
-        sub = entry.get("subset") if isinstance(entry, dict) else None
-        if wanted is not None and sub not in wanted:
-            continue
-        duration = as_duration(require(entry, "duration", path=path, prefix=prefix), path=path,
-                               field=prefix + "duration")
-        if sub is not None:
-            sub = as_text(sub, path=path, field=prefix + "subset")
+    for video, entry, prefix, duration, sub in iter_videos(data, wanted, path=path):
         actions = as_list(require(entry, "actions", path=path, prefix=prefix), path=path, field=prefix + "actions")
         extra = {k: x for k, x in entry.items() if k not in ("subset", "duration", "actions")}
         v = table.add_video(video, duration, sub, None, extra)
