@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from momentkit.data.annotations.detection_json import iter_videos, select_subsets
-from momentkit.data.annotations.fields import as_duration, as_int, as_list, as_number, as_text, require, utf8_text
+from momentkit.data.annotations.fields import as_int, as_list, as_number, require, utf8_text
 from momentkit.data.annotations.registry import AnnotationFormat, register_format
 from momentkit.data.annotations.segments import SegmentTable
 from momentkit.data.annotations.windows import DEFAULT_CLIP_TOLERANCE, validate_options
