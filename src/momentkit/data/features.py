@@ -101,9 +101,11 @@ class FeatureStore(ABC):
     num_layers: int | None
     source: str
 
-    @abstractmethod
+    _keys: list[str]  # every store lists its keys here, in a fixed order
+
     def keys(self) -> list[str]:
         """All keys, in a fixed (sorted) order."""
+        return list(self._keys)
 
     @abstractmethod
     def get(self, key: str | int) -> np.ndarray:
@@ -113,7 +115,7 @@ class FeatureStore(ABC):
     def __contains__(self, key: object) -> bool: ...
 
     def __len__(self) -> int:
-        return len(self.keys())
+        return len(self._keys)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -257,12 +259,6 @@ class NpzFolderStore(FeatureStore):
         return arr
 
     # -- interface
-    def keys(self) -> list[str]:
-        return list(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
     def __contains__(self, key: object) -> bool:
         return str(key) in self._keyset
 
@@ -314,12 +310,6 @@ class ConcatStore(FeatureStore):
         rest = [set(s.keys()) for s in stores[1:]]
         self._keys = [k for k in first.keys() if all(k in r for r in rest)]
         self._keyset = frozenset(self._keys)
-
-    def keys(self) -> list[str]:
-        return list(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
         return str(key) in self._keyset
@@ -375,12 +365,6 @@ class PackedStore(FeatureStore):
         state = self.__dict__.copy()
         state["_mm"] = None
         return state
-
-    def keys(self) -> list[str]:
-        return list(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
         return str(key) in self._entries
