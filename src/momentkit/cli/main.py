@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "momentkit.cli.synth",
     "momentkit.cli.train",
     "momentkit.cli.tal",
+    "momentkit.cli.da_benchmark",
     "momentkit.cli.demo",
     "momentkit.cli.extract",
     "momentkit.cli.predict",
