@@ -188,6 +188,20 @@ def test_layered_inputs_pad_on_time_axis():
     assert b["video_feats"][1, :, 2:].abs().sum() == 0
 
 
+def test_layer_picks_one_layer_of_layered_inputs():
+    v, t = rand(4, 6, 3), rand(4, 5, 2, seed=2)
+    video, text = DictStore({"a": v}), DictStore({1: t}, kind="text")
+    it = GroundingDataset([gs(1, "a", [(0, 4)], duration=12)], video, text, layer=-1, use_tef=False)[0]
+    np.testing.assert_array_equal(it["video_feats"].numpy(), v[3])
+    norm = t[3] / np.linalg.norm(t[3], axis=-1, keepdims=True)
+    np.testing.assert_allclose(it["text_feats"].numpy(), norm, rtol=1e-4)  # l2_normalize has an eps
+    it = GroundingDataset([gs(1, "a", [(0, 4)], duration=12)], video, text, layer=1)[0]
+    assert it["video_feats"].shape == (6, 5)  # layer 1 + TEF
+    np.testing.assert_array_equal(it["video_feats"][:, :3].numpy(), v[1])
+    with pytest.raises(InputError, match="data.layer=4 but the video features of 'a' have 4 layers"):
+        GroundingDataset([gs(1, "a", [(0, 4)], duration=12)], video, text, layer=4)[0]
+
+
 def test_dataloader_over_packed_store(tmp_path):
     folder = tmp_path / "v"
     folder.mkdir()

@@ -31,7 +31,8 @@ def _config(data, summary, out_dir, **train):
                  "video_features": [str(data / f) for f in summary["video_features"]],
                  "text_features": str(data / summary["text_features"]), "batch_size": 16},
         "model": {"name": "moment_detr", "hidden_dim": 32, "ffn_dim": 64, "nheads": 4, "num_queries": 5},
-        "train": {"epochs": 2, "lr": 1e-3, "out_dir": str(out_dir), "progress": False, "seed": 3, **train},
+        "train": {"epochs": 2, "lr": 1e-3, "out_dir": str(out_dir), "progress": False, "seed": 3,
+                  "accelerator": "cpu", **train},  # bit-exact resume checks need the CPU
     }
     return load_config(None, base=base)
 

@@ -33,6 +33,7 @@ from momentkit.video.testing import (  # noqa: E402
 )
 
 torch.set_num_threads(1)
+# The references below are computed on the CPU: the backbones are loaded there too, also where a GPU is.
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_clip_mean_and_middle_indices_by_hand():
 
 # ----------------------------------------------------------------------------- CLIP
 def test_clip_loads_from_a_folder_frozen(clip_dir):
-    b = create_backbone("clip", str(clip_dir))
+    b = create_backbone("clip", str(clip_dir), device="cpu")
     assert isinstance(b, CLIPBackbone)
     assert not any(p.requires_grad for p in b.parameters()) and not b.model.training
     assert b.frame_size == 32 and b.frames_per_clip is None and b.video_dim == 16
@@ -90,7 +91,7 @@ def test_clip_missing_model_is_an_input_error(tmp_path):
 
 
 def test_clip_preprocessing_normalises_and_centre_crops(clip_dir):
-    b = create_backbone("clip", str(clip_dir))
+    b = create_backbone("clip", str(clip_dir), device="cpu")
     flat = torch.full((1, 32, 32, 3), 200, dtype=torch.uint8)
     x = b.preprocess(flat)
     assert x.shape == (1, 3, 32, 32)
@@ -109,7 +110,7 @@ def test_clip_preprocessing_normalises_and_centre_crops(clip_dir):
 
 
 def test_clip_single_layer_is_the_projected_image_embedding_averaged_per_clip(clip_dir):
-    b = create_backbone("clip", str(clip_dir))
+    b = create_backbone("clip", str(clip_dir), device="cpu")
     frames = _frames(5)
     per_frame = b.encode_video(frames, torch.arange(5), 5)
     with torch.no_grad():  # CLIPModel's own forward gives the L2-normalised image embeddings
@@ -121,7 +122,7 @@ def test_clip_single_layer_is_the_projected_image_embedding_averaged_per_clip(cl
 
 
 def test_clip_layered_pools_each_layer(clip_dir):
-    b = create_backbone("clip", str(clip_dir), layers=[-2, -1])
+    b = create_backbone("clip", str(clip_dir), device="cpu", layers=[-2, -1])
     assert b.layers == (2, 3) and b.text_layers == (2, 3) and b.video_dim == 32
     frames = _frames(3, seed=1)
     out = b.encode_video(frames, torch.tensor([0, 1, 1]), 2)
@@ -138,19 +139,19 @@ def test_clip_layered_pools_each_layer(clip_dir):
     cls2, cls3 = hidden[1][:, 0], hidden[2][:, 0]
     assert torch.allclose(out[0, 0], cls2[0], atol=1e-5) and torch.allclose(out[0, 1], cls3[0], atol=1e-5)
     assert torch.allclose(out[1, 1], cls3[1:].mean(0), atol=1e-5)
-    avg_backbone = create_backbone("clip", str(clip_dir), layers=[3], pool="avg")
+    avg_backbone = create_backbone("clip", str(clip_dir), device="cpu", layers=[3], pool="avg")
     avg = avg_backbone.encode_video(frames, torch.tensor([0, 1, 1]), 2)
     assert torch.allclose(avg[0, 0], hidden[2][0, 1:].mean(0), atol=1e-5)
     # the final head re-used on the last layer gives the single-layer embedding
-    proj = create_backbone("clip", str(clip_dir), layers=[-1], pool="proj")
-    single = create_backbone("clip", str(clip_dir))
+    proj = create_backbone("clip", str(clip_dir), device="cpu", layers=[-1], pool="proj")
+    single = create_backbone("clip", str(clip_dir), device="cpu")
     assert proj.video_dim == 16
     assert torch.allclose(proj.encode_video(frames, torch.tensor([0, 1, 1]), 2)[:, 0],
                           single.encode_video(frames, torch.tensor([0, 1, 1]), 2), atol=1e-5)
 
 
 def test_clip_text_features(clip_dir):
-    b = create_backbone("clip", str(clip_dir), layers=[1, 3])
+    b = create_backbone("clip", str(clip_dir), device="cpu", layers=[1, 3])
     rows = b.encode_text(["ab", "a red square moves"])
     # "ab" -> <start> a b</w> <end>: 4 tokens
     assert rows[0]["last_hidden_state"].shape == (4, 32)
@@ -263,7 +264,7 @@ def _reference_attention_pool(pool, x):
 
 
 def test_internvideo2_layers_match_the_formulas(iv2_dir):
-    b = create_backbone("internvideo2", str(iv2_dir), layers=[2, 3])
+    b = create_backbone("internvideo2", str(iv2_dir), device="cpu", layers=[2, 3])
     cfg = b.cfg
     assert b.frames_per_clip == 2 and b.frame_size == (28, 28) and b.video_dim == 24
     frames = _frames(4, 28, 28, seed=3)
@@ -276,20 +277,20 @@ def test_internvideo2_layers_match_the_formulas(iv2_dir):
         expected = torch.stack([_reference_attention_pool(pool, ref[1]), _reference_attention_pool(pool, ref[2])], 1)
     assert torch.allclose(out, expected, atol=1e-4)
     two = torch.tensor([0, 0, 1, 1])
-    cls = create_backbone("internvideo2", str(iv2_dir), layers=[1], pool="cls").encode_video(frames, two, 2)
-    avg = create_backbone("internvideo2", str(iv2_dir), layers=[1], pool="avg").encode_video(frames, two, 2)
+    cls = create_backbone("internvideo2", str(iv2_dir), device="cpu", layers=[1], pool="cls").encode_video(frames, two, 2)
+    avg = create_backbone("internvideo2", str(iv2_dir), device="cpu", layers=[1], pool="avg").encode_video(frames, two, 2)
     assert cls.shape == (2, 1, cfg.embed_dim)
     assert torch.allclose(cls[:, 0], ref[0][:, 0], atol=1e-4)
     assert torch.allclose(avg[:, 0], ref[0][:, 1:].mean(1), atol=1e-4)
     # single layer = the retrieval embedding: vision_proj of the final AdaptivePool
-    single = create_backbone("internvideo2", str(iv2_dir)).encode_video(frames, torch.tensor([0, 0, 1, 1]), 2)
+    single = create_backbone("internvideo2", str(iv2_dir), device="cpu").encode_video(frames, torch.tensor([0, 0, 1, 1]), 2)
     assert single.shape == (2, cfg.joint_dim)
     with torch.no_grad():
         assert torch.allclose(single, b.model.vision_proj(expected[:, 1]), atol=1e-4)
 
 
 def test_internvideo2_resamples_clips_to_its_frame_count(iv2_dir):
-    b = create_backbone("internvideo2", str(iv2_dir), layers=[3])
+    b = create_backbone("internvideo2", str(iv2_dir), device="cpu", layers=[3])
     frames = _frames(4, 28, 28, seed=4)
     # clip 0 has 3 frames -> middles of 2 segments: frames 0 and 2; clip 1 has 1 frame -> repeated
     out = b.encode_video(frames, torch.tensor([0, 0, 0, 1]), 2)
@@ -298,7 +299,7 @@ def test_internvideo2_resamples_clips_to_its_frame_count(iv2_dir):
 
 
 def test_internvideo2_text(iv2_dir):
-    b = create_backbone("internvideo2", str(iv2_dir), layers=[-2, -1])
+    b = create_backbone("internvideo2", str(iv2_dir), device="cpu", layers=[-2, -1])
     assert b.text_layers == (1, 2)
     rows = b.encode_text(["red square", "a blue circle moves left"])
     # [CLS] red square [SEP]
@@ -348,7 +349,7 @@ def test_internvideo2_loads_an_official_style_checkpoint(tmp_path, iv2_dir):
         assert torch.equal(fresh.state_dict()[k], v), k
     # the same through from_pretrained: file + explicit config + tokenizer folder
     arch = {k: v for k, v in tiny_internvideo2_config().__dict__.items() if k != "tokenizer"}
-    b = InternVideo2Backbone.from_pretrained(ckpt, tokenizer=iv2_dir, **arch)
+    b = InternVideo2Backbone.from_pretrained(ckpt, tokenizer=iv2_dir, device="cpu", **arch)
     frames = _frames(2, 28, 28, seed=6)
     with torch.no_grad():
         x = b.preprocess(frames).view(1, 2, 3, 28, 28).transpose(1, 2)

@@ -28,6 +28,8 @@ Grounding targets
   ``saliency_valid`` is False (and the indices 0) when no pair can be formed.
 - TEF (``use_tef``): ``[t / T, (t + 1) / T]`` appended to every clip's features (to each layer of
   layered features), as Moment-DETR does.
+- ``layer``: with layered features ``(K, T, D)`` / ``(K, L, D)``, keep only layer ``layer`` (e.g.
+  -1, the last) for models that take one layer (Moment-DETR, QD-DETR on a side-tuning data set).
 - Text features are cut to ``max_q_len`` tokens and L2-normalised (``normalize_text``, as
   Moment-DETR's ``normalize_t``). Video features are used as the store gives them; use
   :class:`~momentkit.data.features.ConcatStore` for Moment-DETR's per-source normalisation.
@@ -121,6 +123,7 @@ class GroundingDataset(Dataset):
         normalize_text: bool = True,
         max_windows: int | None = 5,
         saliency_pairs: int = 1,
+        layer: int | None = None,
         seed: int = 0,
         check: bool = True,
     ) -> None:
@@ -140,6 +143,7 @@ class GroundingDataset(Dataset):
         self.normalize_text = normalize_text
         self.max_windows = max_windows
         self.saliency_pairs = int(saliency_pairs)
+        self.layer = layer
         self.seed = seed
         self.epoch = 0
         if check:
@@ -163,7 +167,7 @@ class GroundingDataset(Dataset):
         s = self.samples[index]
         rng = self._rng(index)
 
-        video = self.video_store.get(s.vid)
+        video = self._pick_layer(self.video_store.get(s.vid), f"video features of '{s.vid}'")
         full_len = video.shape[-2]
         video = video[..., : self.max_v_len, :]
         n_clips = video.shape[-2]
@@ -171,7 +175,7 @@ class GroundingDataset(Dataset):
             video = _append_tef(video)
 
         text = self.text_feature_fn(s) if self.text_feature_fn is not None else self.text_store.get(s.qid)
-        text = np.asarray(text, dtype=np.float32)
+        text = self._pick_layer(np.asarray(text, dtype=np.float32), f"text features of qid {s.qid}")
         if text.ndim == 1:
             text = text[None]
         full_q = text.shape[-2]
@@ -206,6 +210,14 @@ class GroundingDataset(Dataset):
             "saliency_valid": valid,
             "meta": meta,
         }
+
+    def _pick_layer(self, feats: np.ndarray, what: str) -> np.ndarray:
+        if self.layer is None or feats.ndim != 3:
+            return feats
+        if not -feats.shape[0] <= self.layer < feats.shape[0]:
+            raise InputError(f"data.layer={self.layer} but the {what} have {feats.shape[0]} layers",
+                             field="data.layer")
+        return feats[self.layer]
 
     # -- targets
     def span_targets(self, windows, n_clips: int, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:

@@ -27,6 +27,7 @@ class DataConfig:
     max_v_len: int = 75  # clips kept per video (longer videos are truncated; see GroundingDataset)
     max_q_len: int = 32  # text tokens kept per query
     use_tef: bool = True  # append temporal endpoint features [t/T, (t+1)/T]
+    layer: int | None = None  # layered (K, T, D) features: keep this layer only (e.g. -1, the last)
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 0
@@ -41,7 +42,7 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 0.1
     seed: int = 2018
-    deterministic: bool = True
+    deterministic: bool | str = "warn"  # True, False or "warn" (deterministic where CUDA has it, a warning elsewhere)
     precision: str = "32-true"  # Lightning precision; "16-mixed"/"bf16-mixed" on GPUs
     accelerator: str = "auto"
     devices: Any = "auto"

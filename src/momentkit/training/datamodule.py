@@ -52,6 +52,7 @@ class GroundingDataModule(L.LightningDataModule):
         return GroundingDataset(
             self.samples(split), self.video_store, self.text_store, clip_len=self.cfg.clip_len,
             max_v_len=self.cfg.max_v_len, max_q_len=self.cfg.max_q_len, use_tef=self.cfg.use_tef,
+            layer=self.cfg.layer,
         )
 
     def input_dims(self) -> tuple[int, int]:
