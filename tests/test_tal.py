@@ -286,3 +286,25 @@ def test_end_to_end_sada_tiny(tiny_shift, tmp_path):
         assert 0.0 <= m["average-mAP"] <= 100.0
     ckpt = torch.load(tmp_path / "best.pt", weights_only=False)
     assert ckpt["epoch"] == result["best_epoch"] and "detector" in ckpt
+
+
+def test_momentkit_train_runs_two_domain_and_single_domain_configs(tiny_shift, tmp_path, capsys):
+    from momentkit.cli.main import main
+
+    common = [f"data.source={tiny_shift}/annotations/source.json",
+              f"data.video_features=[{tiny_shift}/features/video_features]", "train.epochs=1",
+              "train.eval_every=1", "model.embed_dim=16", "model.head_dim=16", "align.disc_hidden=16",
+              "data.max_seq_len=64"]
+    runs = {"dann": ("configs/tal/domain_shift_small_dann.yaml",
+                     [f"data.target={tiny_shift}/annotations/target.json"]),
+            "single": ("configs/tal/tal_small.yaml", ["eval.splits=[source/val]"])}
+    for name, (config, extra) in runs.items():
+        args = ["train", config, "--set", f"train.out_dir={tmp_path / name}"]
+        for item in common + extra:
+            args += ["--set", item]
+        assert main(args) == 0
+        saved = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert saved["align"] == ("global" if name == "dann" else "none")
+        assert list(saved["splits"]) == (["source/val", "target/val"] if name == "dann" else ["source/val"])
+    assert "best epoch 0 by source/val average-mAP" in capsys.readouterr().out
+    assert main(["train", "configs/tal/tal_small.yaml", "--resume"]) == 2  # one clear error, no traceback

@@ -7,7 +7,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config",
                        description="Train a model, keep the best checkpoint by train.monitor, evaluate it and "
                        "write predictions. Several GPUs/nodes: set train.devices / train.num_nodes and launch "
-                       "with torchrun or your cluster's launcher (Lightning DDP).")
+                       "with torchrun or your cluster's launcher (Lightning DDP). Temporal action localisation "
+                       "configs (configs/tal/: data.source, and data.target for domain adaptation) train the "
+                       "action detector, as `momentkit train-tal` does.")
     p.add_argument("config", metavar="CONFIG", help="YAML experiment config (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
@@ -24,6 +26,16 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
+    from momentkit.config import load_yaml
+    from momentkit.tal.train import is_tal_config
+
+    if is_tal_config(load_yaml(args.config)):
+        from momentkit.cli.tal import run_train_tal
+        from momentkit.errors import InputError
+
+        if args.resume:
+            raise InputError("--resume is not available for action-localisation configs", path=args.config)
+        return run_train_tal(args)
     from momentkit.training.config import load_config
     from momentkit.training.report import print_metrics
     from momentkit.training.runner import train

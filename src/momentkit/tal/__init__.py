@@ -5,7 +5,7 @@ unsupervised domain adaptation of it (SADA, DANN), with two-domain data and a tr
 - :mod:`momentkit.tal.sada` -- gradient reversal, :class:`DomainAlignment` (none / global / local / sada);
 - :mod:`momentkit.tal.data` -- :class:`TwoDomainBatchSampler`, :class:`TwoDomainDataset`, :func:`unlabelled`;
 - :mod:`momentkit.tal.train` -- :class:`TALConfig`, :func:`load_tal_config`, :func:`train_tal`
-  (``momentkit train-tal CONFIG``).
+  (``momentkit train CONFIG``).
 """
 
 from momentkit.tal.data import TwoDomainBatchSampler, TwoDomainDataset, collate_two_domain, unlabelled

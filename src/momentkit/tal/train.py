@@ -1,6 +1,6 @@
 """Training of the temporal action detector, single-domain or with domain adaptation (SADA / DANN).
 
-``momentkit train-tal CONFIG [--set key=value]`` runs :func:`train_tal` on a :class:`TALConfig`
+``momentkit train CONFIG [--set key=value]`` (or ``momentkit train-tal``) runs :func:`train_tal` on a :class:`TALConfig`
 (YAML, see ``configs/tal/``). What it does:
 
 - Data: ``data.source`` (and, for adaptation, ``data.target``) are detection JSON files; their
@@ -91,6 +91,11 @@ class TALConfig:
     align: AlignConfig = dataclasses.field(default_factory=AlignConfig)
     train: TALTrainConfig = dataclasses.field(default_factory=TALTrainConfig)
     eval: TALEvalConfig = dataclasses.field(default_factory=TALEvalConfig)
+
+
+def is_tal_config(data: dict) -> bool:
+    """Whether a loaded YAML config is an action-localisation one (``data.source``), not grounding."""
+    return isinstance(data, dict) and isinstance(data.get("data"), dict) and "source" in data["data"]
 
 
 def load_tal_config(path: str | Path, overrides: list[str] | None = None) -> TALConfig:
