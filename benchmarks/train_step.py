@@ -1,11 +1,17 @@
 """Training-step time and peak memory per model, on random inputs of QVHighlights shape.
 
-    python benchmarks/train_step.py [--batch 32] [--steps 10] [--threads N] [--device cpu|cuda]
+    python benchmarks/train_step.py [--batch 32] [--steps 10] [--threads N] [--device cpu|cuda] [--count-ops]
 
 Moment-DETR and QD-DETR get SlowFast + CLIP clip features (2816 + 2 TEF dims) and CLIP text tokens
 (512); SDST gets K = 4 layered InternVideo2-style features (video 768, text 1024), its paper setting.
 Each model runs in its own process so that peak memory is its own. Prints ms per step and the
 ratio to Moment-DETR measured in the same run.
+
+``--count-ops`` adds, from one extra step, the number of operations dispatched by the forward pass,
+the loss and the backward pass (views excluded): on a GPU a step this small is bound by kernel
+launches, so these counts predict the GPU ratio from any machine. On CUDA it also counts the calls
+that synchronise the host with the device (``torch.cuda.set_sync_debug_mode``); elsewhere it counts
+the operations that would (``nonzero``, ``.item()``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,49 @@ def _batch(torch, spec, batch, T=75, L=32, device="cpu"):
     }
 
 
+_VIEWS = {"view", "_unsafe_view", "expand", "transpose", "permute", "t", "slice", "select", "unsqueeze", "squeeze",
+          "as_strided", "alias", "detach", "reshape", "split", "split_with_sizes", "unbind", "diagonal",
+          "_reshape_alias", "lift_fresh", "narrow", "unflatten", "flatten"}
+
+
+def _count_step(torch, model, batch, device) -> tuple[int, int, int, int]:
+    """Dispatched (non-view) operations of the forward pass, the loss and the backward pass of one
+    step, and the number of host-device synchronisations (CUDA) or of operations that would cause
+    one (elsewhere)."""
+    import warnings
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = self.syncs = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            self.ops += name not in _VIEWS
+            self.syncs += name in ("nonzero", "_local_scalar_dense", "masked_select")
+            return func(*args, **(kwargs or {}))
+
+    cuda = device.startswith("cuda")
+    phases = [Count() for _ in range(3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("warn")
+        with phases[0]:
+            out = model(batch)
+        with phases[1]:
+            loss, _ = model.loss(out, batch)
+        with phases[2]:
+            loss.backward()
+        if cuda:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = sum("synchroniz" in str(w.message) for w in caught) if cuda else sum(p.syncs for p in phases)
+    return phases[0].ops, phases[1].ops, phases[2].ops, syncs
+
+
 def _run(name, args, queue):
     import torch
 
@@ -77,7 +126,8 @@ def _run(name, args, queue):
         mem = torch.cuda.max_memory_allocated() / 2**20
     else:
         mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB -> MiB
-    queue.put((name, 1000 * statistics.median(times), 1000 * min(times), mem, count_parameters(model)))
+    ops = _count_step(torch, model, batch, device) if args.count_ops else None
+    queue.put((name, 1000 * statistics.median(times), 1000 * min(times), mem, count_parameters(model), ops))
 
 
 def main() -> None:
@@ -88,6 +138,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--count-ops", action="store_true", help="also count dispatched operations and syncs per step")
     args = p.parse_args()
     ctx = mp.get_context("spawn")
     rows = []
@@ -101,8 +152,14 @@ def main() -> None:
     mem_what = "peak CUDA MiB" if args.device.startswith("cuda") else "peak RSS growth MiB"
     print(f"batch {args.batch}, 75 clips, {args.steps} steps after {args.warmup} warm-up, device {args.device}")
     print(f"{'model':12s} {'ms/step':>9s} {'best':>8s} {'x MDETR':>8s} {mem_what:>20s} {'params':>11s}")
-    for name, med, best, mem, n in rows:
+    for name, med, best, mem, n, _ in rows:
         print(f"{name:12s} {med:9.1f} {best:8.1f} {med / base[1]:8.2f} {mem:20.0f} {n:11,d}")
+    if args.count_ops:
+        what = "host syncs" if args.device.startswith("cuda") else "sync-like ops"
+        print(f"\n{'model':12s} {'ops fwd':>8s} {'loss':>6s} {'bwd':>6s} {'total':>7s} {'x MDETR':>8s} {what:>14s}")
+        for name, *_, (fwd, los, bwd, syncs) in rows:
+            total = fwd + los + bwd
+            print(f"{name:12s} {fwd:8d} {los:6d} {bwd:6d} {total:7d} {total / sum(base[-1][:3]):8.2f} {syncs:14d}")
 
 
 if __name__ == "__main__":

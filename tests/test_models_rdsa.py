@@ -17,6 +17,7 @@ from momentkit.models.rdsa import (
     initial_offsets,
     roi_align_1d,
     sample_1d,
+    sample_heads,
 )
 
 
@@ -70,6 +71,38 @@ def test_sample_1d_keeps_rows_apart():
     lengths = torch.tensor([4, 2])
     idx = clip_index(torch.tensor([[0.875], [0.875]]), lengths)  # last clip of row 0; beyond row 1's end
     assert sample_1d(values, idx, lengths)[..., 0].tolist() == [[3.0], [101.0]]
+
+
+def test_sample_heads_reads_each_heads_own_channels():
+    # values[n, t, h, c] = 100 n + 10 t + h + c / 10: every (sample, clip, head, channel) is distinct
+    n, t, h, c = 2, 5, 3, 2
+    values = (100 * torch.arange(n)[:, None, None, None] + 10 * torch.arange(t)[None, :, None, None]
+              + torch.arange(h)[None, None, :, None] + torch.arange(c)[None, None, None, :] / 10).float()
+    lengths = torch.tensor([5, 3])
+    index = torch.tensor([[[[0.0, 1.5], [2.25, 4.0], [3.5, 0.75]]],  # sample 0: 1 query, 3 heads, 2 points
+                          [[[0.5, 2.0], [1.0, 0.0], [1.75, 2.0]]]])  # sample 1 has 3 valid clips
+    out = sample_heads(values, index, lengths)
+    assert out.shape == (n, 1, h, 2, c)
+    for i in range(n):
+        for head in range(h):
+            for p in range(2):
+                x = float(index[i, 0, head, p])
+                lo = int(x)
+                hi = min(lo + 1, int(lengths[i]) - 1)
+                expected = (1 - (x - lo)) * values[i, lo, head] + (x - lo) * values[i, hi, head]
+                assert torch.allclose(out[i, 0, head, p], expected), (i, head, p)
+
+
+def test_sampling_gradients_pass_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([6, 4])
+    values = torch.randn(2, 6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    # positions away from clip centres, where linear interpolation is differentiable
+    index = (torch.tensor([[0.3, 1.6, 4.2, 2.7], [0.1, 2.9, 1.4, 2.2]], dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v, i: sample_1d(v, i, lengths), (values, index))
+    heads = torch.randn(2, 6, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    hindex = index.detach()[:, None, None, :].expand(-1, 1, 2, -1).contiguous().requires_grad_()
+    assert torch.autograd.gradcheck(lambda v, i: sample_heads(v, i, lengths), (heads, hindex))
 
 
 def test_roi_align_1d_bin_centres():
@@ -150,6 +183,26 @@ def test_context_cnn_ignores_padding():
     assert torch.allclose(cnn(x2, mask)[0, :3], y[0, :3])
     # the last valid clip sees zeros after it, as at the end of an unpadded sequence
     assert torch.allclose(cnn(x[:, :3], mask[:, :3])[0], y[0, :3], atol=1e-6)
+
+
+def test_context_cnn_is_the_two_convolutions():
+    # the channels-last matrix-product form gives torch's conv1d result, for the output and the
+    # gradients of the convolution weights
+    torch.manual_seed(0)
+    for kernel in (3, 5):
+        cnn = ContextCNN(4, 6, kernel)
+        x = torch.randn(2, 7, 4)
+        mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2], dtype=torch.bool)
+        m = mask[..., None].float()
+        conv = torch.nn.functional.conv1d
+        h = conv((x * m).transpose(1, 2), cnn.conv1.weight, cnn.conv1.bias, padding=kernel // 2).transpose(1, 2)
+        h = torch.relu(cnn.norm(h)) * m
+        ref = conv(h.transpose(1, 2), cnn.conv2.weight, cnn.conv2.bias, padding=kernel // 2).transpose(1, 2)
+        out = cnn(x, mask)
+        assert torch.allclose(out, ref, atol=1e-6)
+        g_out = torch.autograd.grad(out.square().sum(), [cnn.conv1.weight, cnn.conv2.weight])
+        g_ref = torch.autograd.grad(ref.square().sum(), [cnn.conv1.weight, cnn.conv2.weight])
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_out, g_ref))
 
 
 def test_rdsa_gradients_reach_every_part():

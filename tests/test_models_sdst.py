@@ -16,11 +16,15 @@ from momentkit.errors import InputError
 from momentkit.models import count_parameters, create_model, list_models
 from momentkit.models.rdsa import DeformableAttentionBlock
 from momentkit.models.sdst import SDST, main, make_config, parameter_breakdown
+from momentkit.models.losses import SetCriterion
+from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.sdst_losses import (
     actionness_loss,
     clips_in_spans,
     layer_alignment_loss,
+    level_set_losses,
     max_iou_targets,
+    pack_spans,
     sampled_nce_loss,
     video_alignment_loss,
 )
@@ -253,6 +257,126 @@ def test_alignment_losses_by_hand():
     got = layer_alignment_loss(video_l, text_l, torch.ones(1, 1, dtype=torch.bool), temperature=1.0)
     assert math.isclose(float(got), expected, rel_tol=1e-5)
     assert float(layer_alignment_loss(video, text, pos)) == 0.0  # a single level has no negatives
+
+
+def test_alignment_rows_without_keys_stay_finite():
+    # the by-hand case plus a padded clip that no video has: the result is the same and no gradient
+    # turns NaN (the left-out rows have no valid key at all)
+    video = torch.tensor([[[[1.0, 0.0], [5.0, 5.0]], [[0.0, 1.0], [-5.0, 2.0]]]], requires_grad=True)  # (1, 2, 2, 2)
+    text = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]], requires_grad=True)
+    pos = torch.tensor([[True, False], [True, False]])
+    mask = torch.tensor([[True, False], [True, False]])
+    expected = (math.log(1 + math.exp(-1)) + math.log(2)) / 2
+    loss = video_alignment_loss(video, text, pos, mask, temperature=1.0)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+    loss.backward()
+    assert torch.isfinite(video.grad).all() and torch.isfinite(text.grad).all()
+    assert video.grad[:, :, 1].abs().sum() == 0  # the padded clip takes no part
+    none = video_alignment_loss(video.detach(), text.detach(), torch.zeros(2, 2, dtype=torch.bool), mask)
+    assert float(none) == 0.0
+
+
+def test_pack_spans():
+    packed = pack_spans([torch.tensor([[0.5, 0.2]]), torch.zeros(0, 2), torch.tensor([[0.1, 0.1], [0.9, 0.1]])])
+    assert packed.sizes == (1, 0, 2) and packed.owner.tolist() == [0, 2, 2]
+    assert packed.spans.dtype == torch.float32 and packed.spans[:, 0].tolist() == pytest.approx([0.5, 0.1, 0.9])
+    assert pack_spans(packed) is packed
+
+
+def _random_levels(levels=3, b=4, m=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(levels, b, m, 1, generator=g)
+    spans = torch.stack([torch.rand(levels, b, m, generator=g) * 0.8 + 0.1,
+                         torch.rand(levels, b, m, generator=g) * 0.4 + 0.05], -1)
+    targets = [torch.tensor([[0.3, 0.2], [0.7, 0.1]]), torch.zeros(0, 2), torch.tensor([[0.5, 0.5], [0.2, 0.1],
+                                                                                        [0.8, 0.3]]),
+               torch.tensor([[0.45, 0.3]])][:b]
+    return logits, spans, targets
+
+
+def test_match_levels_is_each_levels_own_matching():
+    matcher = HungarianMatcher(1.0, 1.0, 1.0, "focal")
+    logits, spans, targets = _random_levels()
+    match = matcher.match_levels(logits, spans, torch.cat(targets), [len(t) for t in targets])
+    starts = [0, 2, 2, 5]
+    expected = []
+    for level in range(3):
+        for i, (rows, cols) in enumerate(matcher({"pred_logits": logits[level], "pred_spans": spans[level]}, targets)):
+            expected += [[level, i, int(r), int(c) + starts[i]] for r, c in zip(rows, cols)]
+    assert match.t().tolist() == expected
+    assert match.shape == (4, 3 * 6)  # every level matches min(Q, n_i) = 2 + 0 + 3 + 1 windows
+
+
+def test_level_set_losses_equal_set_criterion_per_level():
+    # the DETR bookkeeping of SetCriterion (one call per level) is the independent reference
+    logits, spans, targets = _random_levels()
+    logits.requires_grad_()
+    matcher = HungarianMatcher(1.0, 1.0, 1.0, "focal")
+    crit = SetCriterion(matcher, {"span": 1.0, "giou": 1.0, "label": 1.0}, label_loss="focal", span_iou="iou")
+    outputs = {"pred_logits": logits[-1], "pred_spans": spans[-1],
+               "aux_outputs": [{"pred_logits": logits[i], "pred_spans": spans[i]} for i in range(2)],
+               "saliency_scores": torch.zeros(4, 3)}
+    _, ref = crit(outputs, {"spans": targets, "video_mask": torch.ones(4, 3, dtype=torch.bool)})
+    got = level_set_losses(logits, spans, targets, matcher)
+    for level in range(3):
+        suffix = "" if level == 2 else f"_{level}"
+        for ours, theirs in (("span", "span"), ("iou", "giou"), ("label", "label")):
+            assert torch.isclose(got[ours][level], ref[f"loss_{theirs}{suffix}"], rtol=1e-5), (ours, level)
+    # no window in the whole batch: zeros that still carry (zero) gradient
+    empty = level_set_losses(logits, spans, [torch.zeros(0, 2)] * 4, matcher)
+    assert all(v.shape == (3,) and torch.isfinite(v).all() for v in empty.values())
+    assert empty["span"].sum().item() == 0.0 and empty["label"].sum().item() > 0
+    empty["label"].sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_fused_attention_block_equals_multihead_attention(pre_norm):
+    # SDST's blocks use AttentionBlock(fused=True); nn.MultiheadAttention on the same parameters is the
+    # reference, for self- and cross-attention, with and without positions and padding
+    torch.manual_seed(0)
+    block = AttentionBlock(16, 4, dropout=0.0, attn_dropout=0.0, pre_norm=pre_norm)
+    x, pos, mem, mem_pos = torch.randn(3, 5, 16), torch.randn(3, 5, 16), torch.randn(3, 7, 16), torch.randn(3, 7, 16)
+    pad = torch.arange(5)[None] >= torch.tensor([5, 3, 1])[:, None]
+    mem_pad = torch.arange(7)[None] >= torch.tensor([2, 7, 4])[:, None]
+    cases = [dict(key_pad_mask=pad, pos=pos), dict(),
+             dict(memory=mem, key_pad_mask=mem_pad, pos=pos, memory_pos=mem_pos), dict(memory=mem)]
+    for kw in cases:
+        outs, grads = [], []
+        for fused in (False, True):
+            block.fused = fused
+            out = block(x, **kw)
+            outs.append(out)
+            params = [block.attn.in_proj_weight, block.attn.out_proj.weight]
+            grads.append(torch.autograd.grad(out.square().sum(), params))
+        assert torch.allclose(outs[0], outs[1], atol=1e-5), kw.keys()
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(*grads)), kw.keys()
+    assert all(isinstance(m, AttentionBlock) and m.fused for m in tiny().modules() if isinstance(m, AttentionBlock))
+
+
+def test_training_step_never_waits_for_the_device():
+    """No boolean-mask indexing, nonzero or .item() in forward, loss and backward (each would make a
+    GPU step wait for the device), and one cost matrix for all levels' matching."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Syncs(TorchDispatchMode):
+        names: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in ("nonzero", "_local_scalar_dense", "masked_select", "is_nonzero", "item"):
+                self.names.append(name)
+            return func(*args, **(kwargs or {}))
+
+    model = tiny()
+    calls = []
+    cost = model.matcher.cost_matrix
+    model.matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
+    batch = make_batch()
+    with Syncs() as syncs:
+        loss, _ = model.loss(model(batch), batch)
+        loss.backward()
+    assert syncs.names == [] and calls == [1]
 
 
 def test_actionness_targets_and_loss_by_hand():

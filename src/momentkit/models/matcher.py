@@ -4,11 +4,13 @@ One cost matrix is computed for the whole padded batch (every prediction against
 every sample), then split per sample and solved with :func:`scipy.optimize.linear_sum_assignment`.
 Cost = ``cost_class * C_class + cost_span * L1(cxw) - cost_giou * gIoU(start-end)`` where
 ``C_class`` is ``-p(foreground)`` (``class_cost="prob"``, DETR / Moment-DETR) or the focal cost of
-Deformable DETR (``class_cost="focal"``).
+Deformable DETR (``class_cost="focal"``). :meth:`HungarianMatcher.match_levels` matches several
+levels of predictions (SDST's recurrence) to the same targets with one cost matrix and one copy.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -58,8 +60,34 @@ class HungarianMatcher(nn.Module):
             torch.cat([t.to(outputs["pred_spans"].device) for t in targets]),
         )
         cost = cost.view(b, q, -1).cpu()
-        out = []
-        for i, c in enumerate(cost.split(sizes, -1)):
-            rows, cols = linear_sum_assignment(c[i].numpy())
-            out.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
-        return out
+        return [(torch.as_tensor(r, dtype=torch.int64), torch.as_tensor(c, dtype=torch.int64))
+                for r, c in _assign(cost, sizes)]
+
+    @torch.no_grad()
+    def match_levels(self, logits: torch.Tensor, spans: torch.Tensor, targets: torch.Tensor,
+                     sizes: list[int]) -> torch.Tensor:
+        """Match ``L`` sets of predictions (e.g. every decoder level) to the same targets with one cost
+        computation and one device-to-host copy.
+
+        ``logits (L, B, Q, C)``, ``spans (L, B, Q, 2)``; ``targets (N, 2)``: the targets of the B
+        samples concatenated, ``sizes[i]`` of them for sample ``i``. Returns an int64 CPU tensor
+        ``(4, L * n)`` of (level, sample, prediction, row of ``targets``) pairs, level-major; every level
+        has the same ``n = sum_i min(Q, sizes[i])`` pairs, each level's in the order of :meth:`forward`.
+        """
+        nl, b, q = spans.shape[:3]
+        if sum(sizes) == 0:
+            return torch.empty(4, 0, dtype=torch.int64)
+        cost = self.cost_matrix(logits.flatten(0, 2), spans.flatten(0, 2), targets)
+        cost = cost.view(nl, b, q, -1).cpu()
+        starts = np.cumsum([0] + list(sizes[:-1]))
+        parts = []
+        for level in range(nl):
+            for i, (rows, cols) in enumerate(_assign(cost[level], sizes)):
+                parts.append(np.stack([np.full_like(rows, level), np.full_like(rows, i), rows, cols + starts[i]]))
+        return torch.from_numpy(np.concatenate(parts, 1).astype(np.int64))
+
+
+def _assign(cost: torch.Tensor, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Optimal assignment of every sample: ``cost (B, Q, N)`` on the CPU, its last axis the samples'
+    targets one after another (``sizes``) -> per sample (prediction, target) index arrays."""
+    return [linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]

@@ -5,15 +5,19 @@ covers ``[t / n, (t + 1) / n]`` and its feature sits at its centre ``(t + 0.5) /
 ``align_corners=False`` convention). Sampling is linear interpolation between the two nearest clip
 centres (the 1-D case of bilinear sampling); positions are clamped to the valid clips ``[0, n - 1]``,
 so padding is never read and a position before the start / after the end reads the first / last clip.
-Everything is vectorised over batch, queries, heads and points (gathers, no Python loops).
+Everything is vectorised over batch, queries, heads and points (no Python loops): the two clips
+around each point are whole rows gathered with ``index_select`` from the flattened features and
+blended with ``lerp`` (per-head values stay in their ``(B, T, H, C)`` layout).
 
-- :func:`clip_index`, :func:`sample_1d`: normalised position -> continuous clip index -> features.
+- :func:`clip_index`, :func:`sample_1d`, :func:`sample_heads`: normalised position -> continuous clip
+  index -> features.
 - :func:`roi_align_1d`: ``size`` evenly spaced samples inside each segment (RoI pooling).
 - :class:`DeformableAttention1D`: the multi-head deformable attention core. Per query, head and point
   an offset ``Delta`` in units of the reference width and a weight (softmax over the points):
   ``S = W_o concat_h sum_p A_hp V_h[c + w * Delta_hp]`` with ``V = W_v X``. ``Delta = -0.5 / +0.5``
   are the current segment boundaries.
-- :class:`ContextCNN`: two 1-D convolutions (LayerNorm, ReLU between) giving clips local context.
+- :class:`ContextCNN`: two 1-D convolutions (LayerNorm, ReLU between) giving clips local context,
+  computed channels-last as matrix products over unfolded windows.
 - :class:`RDSA` (Reference-based Deformable Self-Attention): offsets and weights come from the dense
   features themselves, sampled (after the context CNN) at the left edge, centre and right edge of each
   reference segment, so queries and keys live in the same space.
@@ -52,22 +56,47 @@ def clip_index(pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (pos * n - 0.5).clamp(min=0.0).minimum(n - 1)
 
 
+def _neighbours(index: torch.Tensor, lengths: torch.Tensor):
+    """The clips on either side of continuous indices ``index (N, *S)`` (int64, clamped to each row's
+    valid clips) and the weight of the right one (differentiable in ``index``)."""
+    n = index.shape[0]
+    last = (lengths.to(torch.int64) - 1).view(n, *([1] * (index.ndim - 1)))
+    i0 = index.detach().floor().to(torch.int64).clamp(min=0).minimum(last)
+    i1 = (i0 + 1).minimum(last)
+    return i0, i1, index - i0.to(index.dtype)
+
+
+def _blend_rows(table: torch.Tensor, rows0: torch.Tensor, rows1: torch.Tensor, w1: torch.Tensor) -> torch.Tensor:
+    """``(1 - w1) table[rows0] + w1 table[rows1]`` for a ``(R, C)`` table and row indices ``(*S)`` -> ``(*S, C)``.
+
+    Rows are copied with ``index_select`` (contiguous rows; its gradient is one ``index_add``).
+    """
+    v0 = table.index_select(0, rows0.reshape(-1))
+    v1 = table.index_select(0, rows1.reshape(-1))
+    return torch.lerp(v0, v1, w1.reshape(-1, 1).to(table.dtype)).view(*rows0.shape, table.shape[-1])
+
+
 def sample_1d(values: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Linear interpolation of ``values (N, T, C)`` at continuous indices ``index (N, *S)``.
 
     Indices must lie in ``[0, lengths - 1]`` (see :func:`clip_index`); returns ``(N, *S, C)``.
     Differentiable in ``values`` and in ``index``.
     """
-    n, c = values.shape[0], values.shape[-1]
-    shape = index.shape
-    idx = index.reshape(n, -1)
-    last = (lengths.to(torch.int64) - 1).view(n, 1)
-    i0 = idx.detach().floor().to(torch.int64).clamp(min=0).minimum(last)
-    i1 = (i0 + 1).minimum(last)
-    w1 = (idx - i0.to(idx.dtype)).to(values.dtype).unsqueeze(-1)
-    v0 = values.gather(1, i0.unsqueeze(-1).expand(-1, -1, c))
-    v1 = values.gather(1, i1.unsqueeze(-1).expand(-1, -1, c))
-    return (v0 + w1 * (v1 - v0)).view(*shape, c)
+    n, t, c = values.shape
+    i0, i1, w1 = _neighbours(index, lengths)
+    start = (torch.arange(n, device=values.device) * t).view(n, *([1] * (index.ndim - 1)))
+    return _blend_rows(values.reshape(n * t, c), i0 + start, i1 + start, w1)
+
+
+def sample_heads(values: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """:func:`sample_1d` of per-head values ``(N, T, H, C)`` at per-head indices ``(N, *S, H, P)``
+    (head ``h``'s points read head ``h``'s channels) -> ``(N, *S, H, P, C)``, without moving the
+    head axis in memory."""
+    n, t, h, c = values.shape
+    i0, i1, w1 = _neighbours(index, lengths)
+    lead, dev = (1,) * (index.ndim - 3), values.device
+    start = torch.arange(n, device=dev).view(n, *lead, 1, 1) * (t * h) + torch.arange(h, device=dev).view(*lead, h, 1)
+    return _blend_rows(values.reshape(n * t * h, c), i0 * h + start, i1 * h + start, w1)
 
 
 def roi_align_1d(values: torch.Tensor, spans: torch.Tensor, lengths: torch.Tensor, size: int = 16) -> torch.Tensor:
@@ -128,12 +157,9 @@ class DeformableAttention1D(nn.Module):
         attn = self.weights(query).view(b, m, h, p).softmax(-1)
         refs = refs.float()  # positions in float32 (half precision is too coarse for long videos)
         pos = refs[..., 0, None, None] + refs[..., 1, None, None] * delta.float()  # (B, M, H, P)
-        v = self.value_proj(values).view(b, t, h, d // h).transpose(1, 2).reshape(b * h, t, d // h)
-        head_lengths = lengths.repeat_interleave(h)
-        idx = clip_index(pos.permute(0, 2, 1, 3).reshape(b * h, m, p), head_lengths)
-        s = sample_1d(v, idx, head_lengths).view(b, h, m, p, d // h)
-        out = torch.einsum("bhmpc,bhmp->bmhc", s, attn.permute(0, 2, 1, 3).to(s.dtype)).reshape(b, m, d)
-        out = self.out_proj(out)
+        v = self.value_proj(values).view(b, t, h, d // h)
+        s = sample_heads(v, clip_index(pos, lengths), lengths)  # (B, M, H, P, C)
+        out = self.out_proj((s * attn.to(s.dtype)[..., None]).sum(3).view(b, m, d))
         if return_sampling:
             return out, {"offsets": delta, "positions": pos, "weights": attn}
         return out
@@ -156,9 +182,18 @@ class ContextCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(x.dtype)
-        h = self.conv1((x * m).transpose(1, 2)).transpose(1, 2)
+        h = _conv_over_time(self.conv1, x * m)
         h = F.relu(self.norm(h)) * m
-        return self.conv2(h.transpose(1, 2)).transpose(1, 2)
+        return _conv_over_time(self.conv2, h)
+
+
+def _conv_over_time(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` (stride 1, ``kernel // 2`` zero padding) applied to channels-last ``x (B, T, C)`` as one
+    matrix product over the unfolded windows: the convolution's result without moving channels
+    first and back (faster on the CPU, the same parameters)."""
+    k = conv.kernel_size[0]
+    windows = F.pad(x, (0, 0, k // 2, k // 2)).unfold(1, k, 1)  # (B, T, C, k)
+    return F.linear(windows.reshape(*x.shape[:2], -1), conv.weight.reshape(conv.out_channels, -1), conv.bias)
 
 
 class RDSA(nn.Module):
@@ -181,16 +216,19 @@ class RDSA(nn.Module):
         self.query_proj = nn.Sequential(nn.Linear(len(SAMPLE_POINTS[sample_points]) * d_model, query_dim), nn.ReLU())
         self.attn = DeformableAttention1D(d_model, nheads, npoints, query_dim)
 
-    def query_features(self, refs: torch.Tensor, dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``X^Q (B, M, S * D)``: the (context) features at the sample points of each reference."""
-        lengths = mask.sum(1)
+    def query_features(self, refs: torch.Tensor, dense: torch.Tensor, mask: torch.Tensor,
+                       lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``X^Q (B, M, S * D)``: the (context) features at the sample points of each reference
+        (``lengths``: ``mask.sum(1)`` if already at hand)."""
+        lengths = mask.sum(1) if lengths is None else lengths
         x = self.cnn(dense, mask) if self.cnn is not None else dense
         pos = refs[..., :1].float() + refs[..., 1:].float() * self.anchors  # (B, M, S), float32
         return sample_1d(x, clip_index(pos, lengths), lengths).flatten(2)
 
     def forward(self, latents, refs, dense, mask, query_pos=None, return_sampling: bool = False):
-        q = self.query_proj(self.query_features(refs, dense, mask))
-        return self.attn(q, refs, dense, mask.sum(1), return_sampling)
+        lengths = mask.sum(1)
+        q = self.query_proj(self.query_features(refs, dense, mask, lengths))
+        return self.attn(q, refs, dense, lengths, return_sampling)
 
 
 class DeformableCrossAttention(nn.Module):

@@ -31,8 +31,10 @@ Choices where the paper leaves room (each visible in :class:`SDSTConfig`):
   its own projections, dense and sparse sub-layers; heads, pooling and queries are always shared.
 - Initialisation: Xavier for attention, Kaiming (normal, ReLU gain) for FFNs, zero biases; the class
   bias starts at the focal prior ``p = 0.01`` (Deformable DETR); deformable heads as in :mod:`.rdsa`.
-- Matching uses the shared :class:`HungarianMatcher` (focal class cost, L1, gIoU); the regression loss
-  is ``1 - IoU`` (``span_iou="iou"`` of :class:`SetCriterion`), reported as ``loss_iou``.
+- Matching uses the shared :class:`HungarianMatcher` (focal class cost, L1, gIoU), all levels in one
+  cost matrix (:meth:`HungarianMatcher.match_levels`); the set losses of every level are computed
+  together (:func:`.sdst_losses.level_set_losses`, per level the values of :class:`SetCriterion` with
+  ``span_iou="iou"``); the regression loss ``1 - IoU`` is reported as ``loss_iou``.
 - The alignment losses use the projected clips ``V^l`` and ``pool(T^l)`` of every level; their
   positives are the clips that overlap a ground-truth window (see :mod:`.sdst_losses`).
 
@@ -41,7 +43,13 @@ Batch: ``video_feats (B, K, T, Fv)`` or ``(B, T, Fv)``, ``video_mask (B, T)``, `
 ``saliency_pos_idx`` (+ ``saliency_valid``), ``meta`` (``vid``); for post-processing ``meta``.
 Outputs: ``pred_logits (B, M, 1)``, ``pred_spans (B, M, 2)`` (normalised cxw), ``saliency_scores
 (B, T)``, ``pred_actionness`` / ``pred_confidence (B, M)``, ``aux_outputs`` (levels 1..K-1: logits and
-spans), ``level_video (K, B, T, F)``, ``level_text (K, B, F)`` (for the alignment losses), ``betas (K,)``.
+spans), ``level_logits (K, B, M, 1)`` / ``level_spans (K, B, M, 2)`` (every level stacked; the set
+losses read these), ``level_video (K, B, T, F)``, ``level_text (K, B, F)`` (for the alignment losses),
+``betas (K,)``.
+
+Speed: the training step avoids host-device synchronisations (one for the input masks, one for the
+matcher's cost matrix), boolean-mask indexing and per-sample Python loops; clips are sampled with
+row gathers (:mod:`.rdsa`); ``benchmarks/train_step.py --count-ops`` counts the dispatched operations.
 
 ``python -m momentkit.models.sdst --count-params CONFIG`` prints the trainable parameters of the
 model section of an experiment config.
@@ -61,7 +69,6 @@ from torch import nn
 
 from momentkit.errors import InputError
 from momentkit.models.layers import MLP, input_projection, inverse_sigmoid
-from momentkit.models.losses import SetCriterion
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.position_encoding import build_position_encoding, span_sine_embedding
 from momentkit.models.postprocess import postprocess
@@ -74,9 +81,12 @@ from momentkit.models.rdsa import (
 )
 from momentkit.models.registry import register_model
 from momentkit.models.sdst_losses import (
+    SET_TERMS,
     actionness_loss,
     clips_in_spans,
     layer_alignment_loss,
+    level_set_losses,
+    pack_spans,
     sampled_nce_loss,
     video_alignment_loss,
 )
@@ -86,7 +96,6 @@ from momentkit.models.utils import count_parameters
 SPARSE_MODULES = ("text_ca", "self_attn", "video_attn", "ffn")
 ATTENTIONS = ("rdsa", "deformable", "ca")
 LOSS_TERMS = ("span", "iou", "label", "saliency", "video_align", "layer_align", "actionness")
-_SET_TERMS = {"span": "span", "iou": "giou", "label": "label"}  # SDST name -> SetCriterion name
 
 
 @dataclass
@@ -266,7 +275,7 @@ class SDSTLayer(nn.Module):
 
 def _block_kwargs(cfg: SDSTConfig) -> dict:
     return dict(d_model=cfg.hidden_dim, nhead=cfg.nheads, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout,
-                pre_norm=cfg.pre_norm, drop_path=cfg.drop_path)
+                pre_norm=cfg.pre_norm, drop_path=cfg.drop_path, fused=True)
 
 
 def _ffn(cfg: SDSTConfig) -> FeedForwardBlock:
@@ -292,13 +301,8 @@ class SDST(nn.Module):
         self.span_head = MLP(d, d, 2, cfg.reg_layers)
         self.actionness_head = MLP(cfg.roi_size * d, d, 1, cfg.act_layers)
         self._init_weights()
-        w = cfg.loss_weights
-        self.criterion = SetCriterion(
-            HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou, "focal", cfg.focal_alpha, cfg.focal_gamma),
-            {_SET_TERMS[k]: float(v) for k, v in w.items() if k in _SET_TERMS},
-            label_loss="focal", focal_alpha=cfg.focal_alpha, focal_gamma=cfg.focal_gamma, span_iou="iou",
-            aux_loss=cfg.aux_loss,
-        )
+        self.matcher = HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou, "focal", cfg.focal_alpha,
+                                        cfg.focal_gamma)
 
     def _init_weights(self) -> None:
         for mod in self.modules():
@@ -349,10 +353,12 @@ class SDST(nn.Module):
             if tuple(mask.shape) != (x.shape[0], x.shape[2]):
                 raise InputError(f"expected shape {(x.shape[0], x.shape[2])}, got {tuple(mask.shape)}",
                                  field=f"{name}_mask")
-            mask = mask.bool()
-            if not bool(mask.any(1).all()):
+            out += [self._levels(x, f"{name}_feats"), mask.bool()]
+        # one host-device synchronisation for both masks
+        empty = torch.stack([out[1].any(1).all(), out[3].any(1).all()]).logical_not().tolist()
+        for name, bad in zip(("video", "text"), empty):
+            if bad:
                 raise InputError("every sample needs at least one valid position", field=f"{name}_mask")
-            out += [self._levels(x, f"{name}_feats"), mask]
         return out
 
     def _text_ca_pad(self, text_mask: torch.Tensor) -> torch.Tensor:
@@ -395,19 +401,24 @@ class SDST(nn.Module):
         if keep is not None:
             h, ref_logits = h * keep, ref_logits * keep
         refs = ref_logits.sigmoid()
-        dense = video.new_zeros(b, v.shape[2], d)
-        logits, spans = [], []
+        # one unbind per input (its gradient is one stack) instead of a full-size select per use
+        videos, texts = video.unbind(1), text.unbind(1)
+        carry, mix = betas.unbind(), (1 - betas).unbind()
+        dense, latents, spans = None, [], []
         for level in range(k):
             layer = self.layer(level)
-            dense = betas[level] * dense + (1 - betas[level]) * video[:, level]
-            dense = layer.dense(dense, text[:, level], text_pad, pos, clip_pad)
+            fresh = mix[level] * videos[level]
+            dense = fresh if dense is None else carry[level] * dense + fresh  # D^0 = 0
+            dense = layer.dense(dense, texts[level], text_pad, pos, clip_pad)
             query_pos = layer.ref_point_head(span_sine_embedding(refs, d).to(dense))
-            h = layer.sparse(h, refs, query_pos, text[:, level], text_pad, dense, vm, pos)
+            h = layer.sparse(h, refs, query_pos, texts[level], text_pad, dense, vm, pos)
             span = (self.span_head(h).float() + inverse_sigmoid(refs.float())).sigmoid()
-            logits.append(self.class_head(h))
+            latents.append(h)
             spans.append(span)
             refs = span.detach()
 
+        logits = self.class_head(torch.stack(latents))  # (K, B, M, 1): every level in one call
+        spans = torch.stack(spans)  # (K, B, M, 2)
         pooled = self.text_pool(text, tm)  # (B, K, F)
         saliency = F.cosine_similarity(dense.float(), pooled[:, -1, None].float(), dim=-1)
         roi = roi_align_1d(dense, spans[-1].detach(), lengths, cfg.roi_size)
@@ -420,6 +431,8 @@ class SDST(nn.Module):
             "pred_actionness": actionness,
             "pred_confidence": (prob * actionness).sqrt(),
             "aux_outputs": [{"pred_logits": a, "pred_spans": s} for a, s in zip(logits[:-1], spans[:-1])],
+            "level_logits": logits,
+            "level_spans": spans,
             "level_video": video.transpose(0, 1),
             "level_text": pooled.transpose(0, 1),
             "betas": betas,
@@ -429,11 +442,39 @@ class SDST(nn.Module):
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted total and the detached value of every term: ``loss_span``, ``loss_iou``,
         ``loss_label`` (+ ``_<level>`` for the earlier levels), ``loss_saliency``, ``loss_video_align``,
-        ``loss_layer_align``, ``loss_actionness``."""
+        ``loss_layer_align``, ``loss_actionness``.
+
+        The ground-truth windows are packed once, every level is matched with one cost matrix
+        (:func:`level_set_losses`) and no term waits for the device otherwise.
+        """
         cfg = self.config
         w = cfg.loss_weights
-        total, named = self.criterion(outputs, batch)
-        named = {k.replace("loss_giou", "loss_iou", 1): v for k, v in named.items()}
+        if "spans" not in batch:
+            raise InputError("missing from the batch", field="spans")
+        b = outputs["pred_spans"].shape[0]
+        if len(batch["spans"]) != b:
+            raise InputError(f"{len(batch['spans'])} target lists for a batch of {b}", field="spans")
+        targets = pack_spans(batch["spans"], outputs["pred_spans"].device)
+        values: dict[str, torch.Tensor] = {}  # term -> value entering the total (weighted below)
+        named: dict[str, torch.Tensor] = {}
+        set_terms = [k for k in SET_TERMS if k in w]
+        if set_terms:
+            if "level_spans" in outputs:
+                logits, spans = outputs["level_logits"], outputs["level_spans"]
+            else:
+                levels = [*outputs.get("aux_outputs", []), outputs]
+                logits = torch.stack([o["pred_logits"] for o in levels])
+                spans = torch.stack([o["pred_spans"] for o in levels])
+            if not cfg.aux_loss:
+                logits, spans = logits[-1:], spans[-1:]
+            per_level = level_set_losses(logits, spans, targets, self.matcher, set_terms, cfg.focal_alpha,
+                                         cfg.focal_gamma)
+            last = len(spans) - 1
+            for level in (last, *range(last)):
+                for k in set_terms:
+                    named[f"loss_{k}" if level == last else f"loss_{k}_{level}"] = per_level[k][level]
+            for k in set_terms:
+                values[k] = per_level[k].sum()
         mask = batch["video_mask"].to(outputs["saliency_scores"].device).bool()
         extra = {}
         if "saliency" in w and "saliency" in batch and "saliency_pos_idx" in batch:
@@ -443,19 +484,22 @@ class SDST(nn.Module):
                 outputs["saliency_scores"], batch["saliency"].to(dev), batch["saliency_pos_idx"].to(dev), mask,
                 cfg.temperature, None if valid is None else torch.as_tensor(valid, device=dev))
         if "video_align" in w or "layer_align" in w:
-            positives = clips_in_spans(batch["spans"], mask)
+            positives = clips_in_spans(targets, mask)
+            video = F.normalize(outputs["level_video"].float(), dim=-1)  # shared by both terms
+            text = F.normalize(outputs["level_text"].float(), dim=-1)
             if "video_align" in w:
-                extra["video_align"] = video_alignment_loss(outputs["level_video"], outputs["level_text"],
-                                                            positives, mask, cfg.temperature, batch.get("meta"))
+                extra["video_align"] = video_alignment_loss(video, text, positives, mask, cfg.temperature,
+                                                            batch.get("meta"), normalized=True)
             if "layer_align" in w:
-                extra["layer_align"] = layer_alignment_loss(outputs["level_video"], outputs["level_text"],
-                                                            positives, cfg.temperature)
+                extra["layer_align"] = layer_alignment_loss(video, text, positives, cfg.temperature,
+                                                            normalized=True)
         if "actionness" in w:
-            extra["actionness"] = actionness_loss(outputs["pred_actionness"], outputs["pred_spans"], batch["spans"])
+            extra["actionness"] = actionness_loss(outputs["pred_actionness"], outputs["pred_spans"], targets)
         for name, value in extra.items():
-            total = total + float(w[name]) * value
-            named[f"loss_{name}"] = value.detach()
-        return total, named
+            values[name] = value
+            named[f"loss_{name}"] = value
+        total = sum((float(w[name]) * value for name, value in values.items()), outputs["pred_spans"].new_zeros(()))
+        return total, {k: v.detach() for k, v in named.items()}
 
     def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
         """Prediction rows in seconds ranked by ``sqrt(p_cls * actionness)``, soft-NMS (``gaussian``)

@@ -1,5 +1,9 @@
 """SDST's loss terms beyond the DETR set losses of :mod:`momentkit.models.losses` (which it reuses).
 
+- :func:`pack_spans`: the ground-truth windows of a batch packed once (one tensor on the device, the
+  sample of each window) for every term below.
+- :func:`level_set_losses`: Hungarian matching and the set losses (L1, ``1 - IoU``, focal class) of
+  every level at once: one cost matrix, one device-to-host copy, one host-to-device copy.
 - :func:`sampled_nce_loss`: R2-Tuning's SampledNCE saliency ranking (highlight detection).
 - :func:`clips_in_spans`: which clips overlap a ground-truth window (the alignment positives).
 - :func:`video_alignment_loss` / :func:`layer_alignment_loss`: the video-level and layer-wise InfoNCE
@@ -7,18 +11,89 @@
 - :func:`max_iou_targets` / :func:`actionness_loss`: the actionness target (max IoU of each predicted
   segment with any ground-truth window) and its L1 loss.
 
-All functions take batched tensors and are vectorised; similarities are computed in float32.
+All functions take batched tensors and are vectorised; similarities are computed in float32. None of
+them waits for the device except the matcher's one copy: no boolean-mask indexing, ``nonzero`` or
+``.item()`` (masks are applied as weights, means divide by counts clamped to 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from momentkit.models.losses import info_nce_loss
+from momentkit.models.losses import sigmoid_focal_loss
+from momentkit.models.matcher import HungarianMatcher
 from momentkit.spans import cxw_to_xx, pairwise_iou
+
+SET_TERMS = ("span", "iou", "label")
+
+
+class PackedSpans(NamedTuple):
+    """The windows of a batch: ``spans (N, 2)`` normalised (centre, width) float32 and ``owner (N,)``
+    (the sample of each window) on the model's device; ``sizes``: the number of windows per sample."""
+
+    spans: torch.Tensor
+    owner: torch.Tensor
+    sizes: tuple[int, ...]
+
+
+def pack_spans(spans: Sequence[torch.Tensor] | PackedSpans, device=None) -> PackedSpans:
+    """B tensors ``(n_i, 2)`` -> :class:`PackedSpans` on ``device`` (concatenated where they are, then
+    copied once); a :class:`PackedSpans` is returned as it is."""
+    if isinstance(spans, PackedSpans):
+        return spans
+    sizes = tuple(len(s) for s in spans)
+    if not sizes:
+        raise ValueError("no samples")
+    home = {s.device for s in spans}
+    parts = [s.reshape(-1, 2) for s in spans] if len(home) == 1 else [s.to(device).reshape(-1, 2) for s in spans]
+    packed = torch.cat(parts).to(device=device, dtype=torch.float32)
+    owner = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(packed.device)
+    return PackedSpans(packed, owner, sizes)
+
+
+def _aligned_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """IoU of aligned start-end spans ``a``, ``b`` (..., 2): :func:`momentkit.spans.pairwise_iou`'s
+    formula, pair by pair."""
+    inter = (a[..., 1].minimum(b[..., 1]) - a[..., 0].maximum(b[..., 0])).clamp(min=0)
+    union = (a[..., 1] - a[..., 0]) + (b[..., 1] - b[..., 0]) - inter
+    return inter / union.clamp(min=eps)
+
+
+def level_set_losses(logits: torch.Tensor, spans: torch.Tensor, targets: Sequence[torch.Tensor] | PackedSpans,
+                     matcher: HungarianMatcher, terms: Sequence[str] = SET_TERMS, focal_alpha: float = 0.25,
+                     focal_gamma: float = 2.0) -> dict[str, torch.Tensor]:
+    """The DETR set losses of ``L`` levels of predictions, each level matched on its own.
+
+    ``logits (L, B, M, 1)``, ``spans (L, B, M, 2)`` normalised (centre, width); ``targets``: B tensors
+    ``(n_i, 2)`` or :func:`pack_spans`. Returns, for each of ``terms``, an ``(L,)`` tensor: ``span`` the
+    mean L1 over the matched pairs and both coordinates, ``iou`` the mean ``1 - IoU``, ``label`` the
+    sigmoid focal loss over all predictions (matched = 1) summed and divided by the number of matched
+    pairs -- per level the values of :class:`momentkit.models.losses.SetCriterion` with
+    ``span_iou="iou"``, ``label_loss="focal"``.
+    """
+    nl, b, m = spans.shape[:3]
+    packed = pack_spans(targets, spans.device)
+    match = matcher.match_levels(logits, spans, packed.spans, list(packed.sizes)).to(spans.device)
+    n = match.shape[1] // nl  # matched pairs per level
+    level, sample, pred, tgt = match.unbind(0)
+    out = {}
+    if "span" in terms or "iou" in terms:
+        p = spans[level, sample, pred].view(nl, n, 2)
+        t = packed.spans[tgt].view(nl, n, 2).to(p.dtype)
+        if "span" in terms:
+            out["span"] = (p - t).abs().mean((1, 2)) if n else spans.sum((1, 2, 3)) * 0.0
+        if "iou" in terms:
+            out["iou"] = (1 - _aligned_iou(cxw_to_xx(p), cxw_to_xx(t))).mean(1) if n else spans.sum((1, 2, 3)) * 0.0
+    if "label" in terms:
+        target = torch.zeros(logits.shape[:3], device=logits.device, dtype=logits.dtype)
+        target[level, sample, pred] = 1.0
+        focal = sigmoid_focal_loss(logits[..., 0], target, focal_alpha, focal_gamma, reduction="none")
+        out["label"] = focal.sum((1, 2)) / max(n, 1)
+    return out
 
 
 def sampled_nce_loss(similarity, saliency, pos_idx, mask, temperature: float = 0.07, valid=None,
@@ -43,37 +118,36 @@ def sampled_nce_loss(similarity, saliency, pos_idx, mask, temperature: float = 0
     b, t = sim.shape
     ok = mask.gather(1, pos_idx).all(1)
     ok = ok if valid is None else ok & valid.bool().to(ok.device)
-    if not bool(ok.any()):
-        return similarity.sum() * 0.0
+    ok = ok[:, None].expand(-1, pos_idx.shape[1])  # (B, P): the positives that count
+    count = ok.sum().clamp(min=1)
     pos_sal = sal.gather(1, pos_idx)  # (B, P)
     allowed = (sal[:, None, :] <= pos_sal[..., None]) & mask[:, None, :]  # (B, P, T)
     logits = sim[:, None, :].masked_fill(~allowed, -1e4)  # finite: a fully masked row stays NaN-free
     loss = sim.new_zeros(())
     if "row" in directions:
         lp = logits.log_softmax(-1).gather(-1, pos_idx[..., None])[..., 0]  # (B, P)
-        loss = loss - lp[ok].mean()
+        loss = loss - torch.where(ok, lp, 0.0).sum() / count
     if "col" in directions:
         per_p = logits.permute(1, 0, 2)  # (P, B', T)
         cols = per_p.gather(2, pos_idx.t()[:, None, :].expand(-1, b, -1))  # (P, B', B): [p, b', b]
         lp = cols.log_softmax(1).diagonal(dim1=1, dim2=2).t()  # (B, P)
-        loss = loss - lp[ok].mean()
+        loss = loss - torch.where(ok, lp, 0.0).sum() / count
     return loss
 
 
-def clips_in_spans(spans: Sequence[torch.Tensor], mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def clips_in_spans(spans: Sequence[torch.Tensor] | PackedSpans, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """``(B, T)`` bool: valid clips that overlap (by more than ``eps``) a window of their sample.
 
     ``spans``: B tensors (n_i, 2) of normalised (centre, width) windows over the ``n`` valid clips
-    (clip ``t`` covers ``[t / n, (t + 1) / n]``, as the grounding dataset normalises).
+    (clip ``t`` covers ``[t / n, (t + 1) / n]``, as the grounding dataset normalises), or :func:`pack_spans`.
     """
     mask = mask.bool()
     b, t = mask.shape
+    packed = pack_spans(spans, mask.device)
     out = torch.zeros(b, t, device=mask.device)
-    sizes = [len(s) for s in spans]
-    if sum(sizes) == 0:
+    if sum(packed.sizes) == 0:
         return out.bool()
-    xx = cxw_to_xx(torch.cat([s.to(mask.device).reshape(-1, 2).float() for s in spans]))
-    owner = torch.repeat_interleave(torch.arange(b, device=mask.device), torch.tensor(sizes, device=mask.device))
+    xx, owner = cxw_to_xx(packed.spans), packed.owner
     n = mask.sum(1).float()[owner, None]  # (N, 1)
     step = torch.arange(t, device=mask.device, dtype=torch.float32)[None]
     overlap = (torch.minimum((step + 1) / n, xx[:, 1:]) - torch.maximum(step / n, xx[:, :1])) > eps
@@ -85,72 +159,83 @@ def _same_video(meta: Sequence[dict] | None, b: int, device) -> torch.Tensor | N
     if not meta or any("vid" not in m for m in meta):
         return None
     index: dict = {}
-    ids = torch.tensor([index.setdefault(m["vid"], len(index)) for m in meta], device=device)
+    ids = [index.setdefault(m["vid"], len(index)) for m in meta]
     if len(index) == b:
         return None
+    ids = torch.tensor(ids, device=device)
     return (ids[:, None] == ids[None, :]) & ~torch.eye(b, dtype=torch.bool, device=device)
 
 
-def video_alignment_loss(video, text, positives, mask, temperature: float = 0.07, meta=None) -> torch.Tensor:
+def _unit(x: torch.Tensor, normalized: bool) -> torch.Tensor:
+    return x.float() if normalized else F.normalize(x.float(), dim=-1)
+
+
+def _mean_where(values: torch.Tensor, keep: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Sum of ``values`` where ``keep`` over ``count`` (clamped to 1): a masked mean without a sync."""
+    return torch.where(keep, values, 0.0).sum() / count.clamp(min=1)
+
+
+def video_alignment_loss(video, text, positives, mask, temperature: float = 0.07, meta=None,
+                         normalized: bool = False) -> torch.Tensor:
     """Video-level InfoNCE at every level, averaged.
 
-    ``video (K, B, T, F)`` clip features, ``text (K, B, F)`` pooled queries, ``positives (B, T)``
-    clips inside a window of their query. For a positive clip ``t`` of sample ``b`` at level ``l``
-    the logits are ``cos(video[l, b', t], text[l, b]) / temperature`` over the samples ``b'`` whose
-    clip ``t`` is valid; the positive is ``b' = b`` (the negatives are the same clip index in the other
-    videos of the batch). Other queries about the same video (``meta[i]["vid"]``) are left out of the
-    negatives. 0 when there is no positive clip.
+    ``video (K, B, T, F)`` clip features, ``text (K, B, F)`` pooled queries (``normalized``: both are
+    unit vectors already), ``positives (B, T)`` clips inside a window of their query. For a positive
+    clip ``t`` of sample ``b`` at level ``l`` the logits are ``cos(video[l, b', t], text[l, b]) /
+    temperature`` over the samples ``b'`` whose clip ``t`` is valid; the positive is ``b' = b`` (the
+    negatives are the same clip index in the other videos of the batch). Other queries about the same
+    video (``meta[i]["vid"]``) are left out of the negatives. 0 when there is no positive clip.
+
+    Every (level, query, clip) row is scored (small: K*B*T*B) and the positives' rows averaged.
     """
-    v = F.normalize(video.float(), dim=-1)
-    q = F.normalize(text.float(), dim=-1)
-    k, b = q.shape[:2]
-    bi, ti = positives.bool().nonzero(as_tuple=True)
-    if not len(bi):
-        return video.sum() * 0.0
-    # every (query b, clip t, video c) score first (small: K*B*T*B), then the rows of the positives:
-    # sim[l, n, c] = cos(video[l, c, t_n], text[l, b_n])
-    sim = (v.flatten(1, 2) @ q.transpose(1, 2)).view(k, b, -1, b)[:, :, ti, bi].transpose(1, 2)
-    valid = mask.bool()[:, ti].t()  # (N, C)
+    v, q = _unit(video, normalized), _unit(text, normalized)
+    k, b, t = v.shape[:3]
+    pos = positives.bool()
+    # logits[l, b, t, c] = cos(video[l, c, t], text[l, b]) / temperature
+    logits = (v.flatten(1, 2) @ q.transpose(1, 2)).view(k, b, t, b).permute(0, 3, 2, 1) / temperature
+    valid = mask.bool().t()[None]  # (1, T, C): clip t of video c exists
     same = _same_video(meta, b, mask.device)
     if same is not None:
-        valid = valid & ~same[bi]
-    n = len(bi)
-    return info_nce_loss(sim.reshape(k * n, b), bi.repeat(k), temperature,
-                         valid.unsqueeze(0).expand(k, -1, -1).reshape(k * n, b))
+        valid = valid & ~same[:, None, :]
+    # a finite fill: identical to -inf in rows with a valid key (the positive's rows always have
+    # their own clip), and no NaN in the rows that are left out
+    logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
+    lp = logits.log_softmax(-1).diagonal(dim1=1, dim2=3)  # (K, T, B): log p(c = b)
+    return -_mean_where(lp, pos.t()[None], k * pos.sum())
 
 
-def layer_alignment_loss(video, text, positives, temperature: float = 0.07) -> torch.Tensor:
+def layer_alignment_loss(video, text, positives, temperature: float = 0.07, normalized: bool = False) -> torch.Tensor:
     """Layer-wise InfoNCE: for a positive clip ``t`` of sample ``b`` and level ``l``, logits
     ``cos(video[l', b, t], text[l, b]) / temperature`` over the levels ``l'``; the positive is ``l' = l``
-    (the negatives are the same clip at the other levels). 0 with a single level or no positive."""
-    k = video.shape[0]
-    bi, ti = positives.bool().nonzero(as_tuple=True)
-    if k < 2 or not len(bi):
+    (the negatives are the same clip at the other levels). 0 with a single level or no positive.
+    ``normalized``: ``video`` and ``text`` are unit vectors already."""
+    if video.shape[0] < 2:
         return video.sum() * 0.0
-    v = F.normalize(video.float()[:, bi, ti], dim=-1)  # (K, N, F)
-    q = F.normalize(text.float()[:, bi], dim=-1)  # (K, N, F)
-    sim = torch.einsum("mnf,lnf->nlm", v, q)  # [n, l, l'] = cos(video[l', n], text[l, n])
-    n = len(bi)
-    return info_nce_loss(sim.reshape(n * k, k), torch.arange(k, device=sim.device).repeat(n), temperature)
+    v, q = _unit(video, normalized), _unit(text, normalized)
+    pos = positives.bool()
+    k, b, t, f = v.shape
+    # [b, t, l, l'] = cos(video[l', b, t], text[l, b]); one bmm over the samples (no copy when the
+    # clips are laid out (B, K, T, F) in memory, as SDST's are)
+    sim = (v.transpose(0, 1).reshape(b, k * t, f) @ q.permute(1, 2, 0)).view(b, k, t, k).permute(0, 2, 3, 1)
+    lp = (sim / temperature).log_softmax(-1).diagonal(dim1=2, dim2=3)  # (B, T, K)
+    return -_mean_where(lp, pos[..., None], k * pos.sum())
 
 
-def max_iou_targets(pred_spans: torch.Tensor, targets: Sequence[torch.Tensor]) -> torch.Tensor:
+def max_iou_targets(pred_spans: torch.Tensor, targets: Sequence[torch.Tensor] | PackedSpans) -> torch.Tensor:
     """``(B, M)``: the largest IoU of each predicted (centre, width) span with a target of its sample
-    (0 for samples without targets)."""
+    (0 for samples without targets); ``targets``: B tensors ``(n_i, 2)`` or :func:`pack_spans`."""
     b, m = pred_spans.shape[:2]
-    out = pred_spans.new_zeros(b, m, dtype=torch.float32)
-    sizes = [len(t) for t in targets]
-    if sum(sizes) == 0:
-        return out
     dev = pred_spans.device
-    gt = cxw_to_xx(torch.cat([t.to(dev).reshape(-1, 2).float() for t in targets]))
-    iou, _ = pairwise_iou(cxw_to_xx(pred_spans.detach().float().reshape(-1, 2)), gt)  # (B*M, N)
-    owner = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(sizes, device=dev))
-    mine = owner[None, :] == torch.arange(b, device=dev).repeat_interleave(m)[:, None]
+    out = pred_spans.new_zeros(b, m, dtype=torch.float32)
+    packed = pack_spans(targets, dev)
+    if sum(packed.sizes) == 0:
+        return out
+    iou, _ = pairwise_iou(cxw_to_xx(pred_spans.detach().float().reshape(-1, 2)), cxw_to_xx(packed.spans))  # (B*M, N)
+    mine = packed.owner[None, :] == torch.arange(b, device=dev).repeat_interleave(m)[:, None]
     return iou.masked_fill(~mine, 0.0).amax(1).view(b, m)
 
 
 def actionness_loss(actionness: torch.Tensor, pred_spans: torch.Tensor,
-                    targets: Sequence[torch.Tensor]) -> torch.Tensor:
+                    targets: Sequence[torch.Tensor] | PackedSpans) -> torch.Tensor:
     """Mean absolute error between predicted actionness ``(B, M)`` and :func:`max_iou_targets`."""
     return F.l1_loss(actionness.float(), max_iou_targets(pred_spans, targets))
