@@ -81,3 +81,14 @@ def test_numpy_and_torch_agree(n, m):
     a = np.sort(rng.random((n, 2)), axis=1)
     b = np.sort(rng.random((m, 2)), axis=1)
     assert np.allclose(pairwise_iou_np(a, b), pairwise_iou(torch.tensor(a), torch.tensor(b))[0].numpy())
+
+
+def test_elementwise_iou_by_hand_and_against_pairwise():
+    import torch
+
+    from momentkit.spans import elementwise_iou, pairwise_iou
+
+    a = torch.tensor([[0.0, 4.0], [2.0, 3.0], [0.0, 1.0]])
+    b = torch.tensor([[2.0, 6.0], [2.0, 3.0], [5.0, 6.0]])
+    torch.testing.assert_close(elementwise_iou(a, b), torch.tensor([2.0 / 6.0, 1.0, 0.0]))
+    torch.testing.assert_close(elementwise_iou(a, b), pairwise_iou(a, b)[0].diagonal())

@@ -72,11 +72,20 @@ def pairwise_giou(a, b, eps: float = 1e-6):
     return iou - (hull - union) / hull.clamp(min=eps)
 
 
-def elementwise_giou(a, b, eps: float = 1e-6):
-    """Generalised IoU of aligned start-end spans a, b (..., 2) -> (...)."""
+def _elementwise_iou_union(a, b, eps: float):
     inter = (a[..., 1].minimum(b[..., 1]) - a[..., 0].maximum(b[..., 0])).clamp(min=0)
     union = (a[..., 1] - a[..., 0]) + (b[..., 1] - b[..., 0]) - inter
-    iou = inter / union.clamp(min=eps)
+    return inter / union.clamp(min=eps), union
+
+
+def elementwise_iou(a, b, eps: float = 1e-6):
+    """IoU of aligned start-end spans a, b (..., 2) -> (...)."""
+    return _elementwise_iou_union(a, b, eps)[0]
+
+
+def elementwise_giou(a, b, eps: float = 1e-6):
+    """Generalised IoU of aligned start-end spans a, b (..., 2) -> (...)."""
+    iou, union = _elementwise_iou_union(a, b, eps)
     hull = (a[..., 1].maximum(b[..., 1]) - a[..., 0].minimum(b[..., 0])).clamp(min=0)
     return iou - (hull - union) / hull.clamp(min=eps)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from momentkit.models.losses import sigmoid_focal_loss
 from momentkit.models.matcher import HungarianMatcher
-from momentkit.spans import cxw_to_xx, pairwise_iou
+from momentkit.spans import cxw_to_xx, elementwise_iou, pairwise_iou
 
 SET_TERMS = ("span", "iou", "label")
 
@@ -55,14 +55,6 @@ def pack_spans(spans: Sequence[torch.Tensor] | PackedSpans, device=None) -> Pack
     return PackedSpans(packed, owner, sizes)
 
 
-def _aligned_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """IoU of aligned start-end spans ``a``, ``b`` (..., 2): :func:`momentkit.spans.pairwise_iou`'s
-    formula, pair by pair."""
-    inter = (a[..., 1].minimum(b[..., 1]) - a[..., 0].maximum(b[..., 0])).clamp(min=0)
-    union = (a[..., 1] - a[..., 0]) + (b[..., 1] - b[..., 0]) - inter
-    return inter / union.clamp(min=eps)
-
-
 def level_set_losses(logits: torch.Tensor, spans: torch.Tensor, targets: Sequence[torch.Tensor] | PackedSpans,
                      matcher: HungarianMatcher, terms: Sequence[str] = SET_TERMS, focal_alpha: float = 0.25,
                      focal_gamma: float = 2.0) -> dict[str, torch.Tensor]:
@@ -87,7 +79,7 @@ def level_set_losses(logits: torch.Tensor, spans: torch.Tensor, targets: Sequenc
         if "span" in terms:
             out["span"] = (p - t).abs().mean((1, 2)) if n else spans.sum((1, 2, 3)) * 0.0
         if "iou" in terms:
-            out["iou"] = (1 - _aligned_iou(cxw_to_xx(p), cxw_to_xx(t))).mean(1) if n else spans.sum((1, 2, 3)) * 0.0
+            out["iou"] = (1 - elementwise_iou(cxw_to_xx(p), cxw_to_xx(t))).mean(1) if n else spans.sum((1, 2, 3)) * 0.0
     if "label" in terms:
         target = torch.zeros(logits.shape[:3], device=logits.device, dtype=logits.dtype)
         target[level, sample, pred] = 1.0
