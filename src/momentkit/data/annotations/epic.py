@@ -50,6 +50,16 @@ FRAME_RATE_EK55, FRAME_RATE_EK100 = 60.0, 50.0
 FRAME_COLUMNS = ("start_frame", "stop_frame", "verb_class", "noun_class")
 
 
+def _prepare(path, label: str, video_info, on_invalid: str, clip_tolerance: float):
+    """Checks shared by the EPIC readers; returns the annotation path and the video info table."""
+    validate_options(on_invalid, clip_tolerance)
+    path = _existing(path)
+    _check_label(label)
+    info = load_video_info(as_path(video_info, field="video_info") if video_info is not None
+                           else path.parent / VIDEO_INFO)
+    return path, info
+
+
 def read_epic_csv(
     path: str | os.PathLike,
     *,
@@ -60,11 +70,7 @@ def read_epic_csv(
     clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
 ) -> list[DetectionSample]:
     """Read an EPIC-Kitchens-100 annotation CSV into one :class:`DetectionSample` per video."""
-    validate_options(on_invalid, clip_tolerance)
-    path = _existing(path)
-    _check_label(label)
-    info = load_video_info(as_path(video_info, field="video_info") if video_info is not None
-                           else path.parent / VIDEO_INFO)
+    path, info = _prepare(path, label, video_info, on_invalid, clip_tolerance)
     table = SegmentTable()
     videos: dict[str, int] = {}
     seen: dict[str, int] = {}
@@ -121,11 +127,7 @@ def read_epic_frames_txt(
     clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
 ) -> list[DetectionSample]:
     """Read ``EPIC_100_train_new.txt``-style lines into one :class:`DetectionSample` per video."""
-    validate_options(on_invalid, clip_tolerance)
-    path = _existing(path)
-    _check_label(label)
-    info = load_video_info(as_path(video_info, field="video_info") if video_info is not None
-                           else path.parent / VIDEO_INFO)
+    path, info = _prepare(path, label, video_info, on_invalid, clip_tolerance)
     names = load_classes(_classes_path(classes, path, label))
     table = SegmentTable()
     videos: dict[str, int] = {}
