@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train-tal", help="train a temporal action detector (source-only, DANN or SADA)",
+    p = sub.add_parser("train-tal", help="train a temporal action detector (source-only, DANN or SADA); "
+                       "`momentkit train` does the same on these configs",
                        description="Train the pyramid action detector from a YAML config (configs/tal/), keep "
                        "the best epoch by average mAP on train.monitor, write best.pt, ActivityNet-format "
                        "predictions and metrics.json to train.out_dir.")
