@@ -24,3 +24,15 @@ def testvectors() -> Path:
     if not TESTVECTORS.is_dir():
         pytest.fail(f"the shared test vectors are missing: {TESTVECTORS}")
     return TESTVECTORS
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread, and the test machine's cores are shared.
+    Use in a module with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -15,13 +15,7 @@ NO_DROPOUT = dict(dropout=0.0, input_dropout=0.0)
 PRESETS = ["moment_detr", "qd_detr"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the test machine's cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name: str, **cfg) -> MomentDETR:

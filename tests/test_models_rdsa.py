@@ -21,12 +21,7 @@ from momentkit.models.rdsa import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def one_hot_clips(t: int = 8) -> torch.Tensor:

@@ -36,12 +36,7 @@ NO_DROPOUT = dict(drop_path=0.0, input_dropout=0.0)
 CONFIGS = ["qvhighlights", "charades_sta", "tacos", "synthetic_layered"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**cfg) -> SDST:
