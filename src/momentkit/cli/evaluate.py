@@ -3,7 +3,8 @@
 The task is inferred from the files unless ``--task`` is given (see :mod:`momentkit.metrics.tasks`):
 query records with saliency -> grounding (QVHighlights MR + HD); without saliency -> multimoment when
 some query has several GT windows, else single; a ``database``/video-keyed JSON -> detection (segment
-predictions) or dense (per-frame score lists).
+predictions) or dense (per-frame score lists). For detection, ``--label-field`` says whether the
+predicted labels are ground-truth ``label`` names or ``label_id`` class ids (default: decided per label).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def register(subparsers) -> None:
         "--frames", type=int, default=None, help="dense only: evaluate this many equally spaced frames per video"
     )
     p.add_argument("--per-class", action="store_true", help="detection, dense: also print the per-class AP table")
+    p.add_argument(
+        "--label-field",
+        default=None,
+        choices=("auto", "label", "label_id"),
+        help="detection only: the ground-truth annotation field the predicted labels are: label (names), "
+        "label_id (class ids) or auto (default: integer labels match label_id when the ground truth has "
+        "label ids, other labels match label)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,15 +56,18 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        task, metrics = evaluate(
-            args.task,
-            args.pred,
-            args.gt,
-            subset=args.subset,
-            tiou=args.tiou,
-            protocol=args.protocol,
-            num_frames=args.frames,
-        )
+        if args.label_field is not None:
+            task, metrics = _evaluate_detection(args)
+        else:
+            task, metrics = evaluate(
+                args.task,
+                args.pred,
+                args.gt,
+                subset=args.subset,
+                tiou=args.tiou,
+                protocol=args.protocol,
+                num_frames=args.frames,
+            )
     for w in caught:
         print(f"momentkit evaluate: warning: {w.message}", file=sys.stderr)
     print_metrics(task, metrics, per_class=args.per_class)
@@ -63,6 +75,29 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out, metrics)
         print(f"metrics written to {args.out}")
     return 0
+
+
+def _evaluate_detection(args: argparse.Namespace) -> tuple[str, dict]:
+    """Detection with an explicit ``--label-field`` (an option of the detection task only)."""
+    from collections.abc import Mapping
+
+    from momentkit.errors import InputError
+    from momentkit.metrics import TASKS, evaluate_detection, infer_task, load_file
+
+    if args.task is not None and args.task not in TASKS:
+        raise InputError(f"unknown task {args.task!r} (choose from {', '.join(TASKS)})", field="task")
+    preds = load_file(args.pred, "predictions")
+    gt = load_file(args.gt, "ground truth")
+    task = args.task or infer_task(preds, gt)
+    if task != "detection":
+        raise InputError(f"label-field does not apply to the {task} task", field="label-field")
+    for option, value in (("protocol", args.protocol), ("frames", args.frames)):
+        if value is not None:
+            raise InputError(f"{option} does not apply to the detection task", field=option)
+    if not isinstance(preds, Mapping) or not isinstance(gt, Mapping):
+        raise InputError("the detection task needs JSON objects for predictions and ground truth", field="task")
+    tiou = {} if args.tiou is None else {"tiou": args.tiou}
+    return task, evaluate_detection(preds, gt, subset=args.subset, label_field=args.label_field, **tiou)
 
 
 def _fmt(v) -> str:
