@@ -698,3 +698,92 @@ def test_binary_file_is_refused_cleanly(tmp_path, fmt, suffix):
     with pytest.raises(InputError, match="not UTF-8 text") as e:
         read_annotations(p, fmt, **({"durations": {}} if fmt == "charades-txt" else {}))
     assert e.value.path == str(p)
+
+
+# ----------------------------------------------------------------------------- Charades CSV
+# The Charades / CharadesEgo CSVs may not be redistributed (none is in the shared data): the tests
+# use the small fixture and files written here, in the official column layout.
+CHARADES_HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length"
+
+
+def charades_row(vid: str, actions: str, length: str, extra: str = "") -> str:
+    script = '"A person holds a cup, then sits."'
+    return f'{vid},S1,Kitchen,6,7,Yes,{script},cup;chair,"A person.",{actions},{length}{extra}\n'
+
+
+def test_charades_csv_fixture_by_hand():
+    from momentkit.data.annotations import read_charades_csv
+
+    path = FIXTURES / "Charades_v1_small.csv"
+    assert detect_format(path) == "charades-csv" and get_format("charades-csv").kind == "detection"
+    samples = read_annotations(path)
+    assert samples == read_charades_csv(path)
+    assert [(s.video, s.duration, s.subset) for s in samples] == [("AB12C", 25.5, None), ("XY34Z", 30.4, None)]
+    assert samples[0].segments == (Segment(0.0, 6.9, "c006", 6), Segment(5.2, 12.4, "c059", 59))
+    assert samples[1].segments == (Segment(3.1, 10.0, "c061", 61),)
+    assert samples[0].extra == {"view": "third-person"}
+
+
+@pytest.mark.filterwarnings("ignore::momentkit.data.annotations.AnnotationWarning")
+def test_charades_csv_views_classes_subset_and_invalid_windows(tmp_path):
+    p = write(tmp_path, "CharadesEgo_v1_train.csv", CHARADES_HEADER + ",egocentric,charades_video\n"
+              + charades_row("AAA01EGO", "c001 0.50 3.00;c003 1.00 25.00", "20.00", ",Yes,AAA01")
+              + charades_row("AAA01", "", "12.50", ",No,AAA01EGO")
+              + charades_row("BBB02", "c003 2 4", "9", ",yes,BBB02X"))  # the column wins over the id
+    classes = write(tmp_path, "Charades_v1_classes.txt", "c001 Holding a cup\n\nc003 Sitting down\n")
+    with pytest.warns(AnnotationWarning, match="dropped 1 invalid segment"):
+        samples = read_annotations(p, classes=str(classes), subset="training")
+    assert [(s.video, s.extra["view"], s.subset) for s in samples] == [
+        ("AAA01EGO", "egocentric", "training"), ("AAA01", "third-person", "training"),
+        ("BBB02", "egocentric", "training")]
+    assert samples[0].segments == (Segment(0.5, 3.0, "Holding a cup", 1),)
+    assert samples[0].extra["invalid_segments"][0]["end"] == 25.0 and samples[1].segments == ()
+    assert [s.video for s in read_annotations(p, view="ego")] == ["AAA01EGO", "BBB02"]
+    assert [s.video for s in read_annotations(p, view="third")] == ["AAA01"]
+    with pytest.raises(InputError, match="ends 5 s after the end") as e:
+        read_annotations(p, on_invalid="error")
+    assert (e.value.line, e.value.field) == (2, "actions")
+    classes.write_text("c001 Holding a cup\n")
+    with pytest.raises(InputError, match="unknown action class 'c003' \\(not in Charades_v1_classes.txt\\)"):
+        read_annotations(p, classes=str(classes))
+    with pytest.raises(InputError, match="unknown action class 'c003' \\(not in the class names\\)"):
+        read_annotations(p, classes={"c001": "Holding a cup"})
+    no_ego = write(tmp_path, "Charades_v1_test.csv", CHARADES_HEADER + "\n" + charades_row("CCC03", "", "8"))
+    with pytest.raises(InputError, match="no egocentric video in the file"):
+        read_annotations(no_ego, view="ego")
+    with pytest.raises(InputError, match="must be one of all, third, ego") as e:
+        read_annotations(no_ego, view="side")
+    assert e.value.field == "view"
+
+
+@pytest.mark.parametrize("text, line, field, message", [
+    (CHARADES_HEADER.replace(",length", "") + "\n", 1, "length", "missing required column 'length'"),
+    (CHARADES_HEADER + "\n" + charades_row("A1", "c001 1.0", "10"), 2, "actions", "expected 'cNNN start end'"),
+    (CHARADES_HEADER + "\n" + charades_row("A1", "c001 1.0 x", "10"), 2, "actions", "not a number|expected a number"),
+    (CHARADES_HEADER + "\n" + charades_row("A1", "x01 1 2", "10"), 2, "actions", "expected an action class cNNN"),
+    (CHARADES_HEADER + "\n" + charades_row("A1", "", "0"), 2, "length", "length must be > 0"),
+    (CHARADES_HEADER + "\n" + charades_row("A1", "", "5") + charades_row("A1", "", "6"), 3, "id",
+     "duplicate video 'A1' \\(first on line 2\\)"),
+    (CHARADES_HEADER + ",egocentric\n" + charades_row("A1", "", "5", ",maybe"), 2, "egocentric", "expected Yes or No"),
+    ("", None, None, "file is empty"),
+])
+def test_charades_csv_bad_input(tmp_path, text, line, field, message):
+    p = write(tmp_path, "bad.csv", text)
+    with pytest.raises(InputError, match=message) as e:
+        read_annotations(p, "charades-csv")
+    assert (e.value.path, e.value.line, e.value.field) == (str(p), line, field)
+
+
+def test_data_stats_reads_a_charades_csv(tmp_path, capsys):
+    from momentkit.cli.main import main
+
+    p = write(tmp_path, "Charades_v1_test.csv", CHARADES_HEADER + "\n"
+              + charades_row("AB12C", "c006 0.00 6.90;c059 5.20 12.40;c006 20 40", "25.50")
+              + charades_row("XY34Z", "", "30.40"))
+    assert main(["data", "stats", str(p), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["format"], stats["videos"], stats["segments"], stats["classes"]) == ("charades-csv", 2, 2, 2)
+    assert stats["skipped_invalid_segments"] == 1 and stats["subsets"] == {"none": 2}
+    assert main(["data", "stats", str(p), "-o", "subset=test"]) == 0
+    out = capsys.readouterr()
+    assert "charades-csv" in out.out and "test: 2" in out.out and "1 invalid segment" in out.err

@@ -23,7 +23,8 @@ Modules:
 - :mod:`.epic`: :func:`build_epic_benchmark` (S1-S6, from the official EPIC-Kitchens-100 annotation
   folder), with the thesis's Tab. 2.1 / 2.2 counts; :mod:`.splits` (seeded hash split or a user
   ``video_id,subset`` CSV) and :mod:`.colours` (the user's kitchen -> counter colour map of S1-S4).
-- :mod:`.charades`: :func:`build_charades_ego` (from the user's Charades / CharadesEgo files).
+- :mod:`.charades`: :func:`build_charades_ego` (from the user's Charades / CharadesEgo files, read by
+  :mod:`momentkit.data.annotations.charades_csv`).
 - :mod:`.common`: :class:`Benchmark` and the count summary.
 
 Every builder returns a :class:`Benchmark` (samples and a ``summary`` of counts per domain, subset
@@ -31,14 +32,14 @@ and verb beside the thesis's Tab. 2.1 / 2.2 counts, with notes on every differen
 :meth:`Benchmark.write` writes ``source.json``, ``target.json`` and ``summary.json`` atomically.
 """
 
+from momentkit.data.annotations.charades_csv import load_charades_verbs, read_verb_classes
 from momentkit.tal.benchmarks.charades import (
     CHARADES_EGO,
     CHARADES_EGO_VERBS,
     THESIS_CHARADES_EGO_RETAINED,
     build_charades_ego,
     charades_ego_files,
-    load_charades_verbs,
-    read_verb_classes,
+    read_charades_domain,
 )
 from momentkit.tal.benchmarks.colours import COLOURS, ERAS, read_colour_map, video_colours
 from momentkit.tal.benchmarks.common import SUBSETS, Benchmark, count_domain, format_summary
@@ -85,6 +86,7 @@ __all__ = [
     "hash_split",
     "load_charades_verbs",
     "load_epic_videos",
+    "read_charades_domain",
     "read_colour_map",
     "read_split_file",
     "read_verb_classes",

@@ -8,18 +8,18 @@ of v1, else an id ending in ``EGO``). Train CSVs become ``training``, test CSVs 
 Each action class becomes its verb (``Charades_v1_mapping.txt``: ``c000 o011 v009``;
 ``Charades_v1_verbclasses.txt``: ``v009 hold``); the 10 majority verbs of the thesis are kept
 (:data:`CHARADES_EGO_VERBS`); segments repeated by the collapse (same verb and times in one video)
-are kept once.
+are kept once. The files are read by :mod:`momentkit.data.annotations.charades_csv` (format
+``charades-csv``, whose row parser :func:`read_charades_domain` shares).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from momentkit.data.annotations.fields import parse_number, utf8_text
+from momentkit.data.annotations.charades_csv import iter_charades_rows, load_charades_verbs, read_verb_classes
 from momentkit.data.annotations.segments import SegmentTable
 from momentkit.data.annotations.windows import DEFAULT_CLIP_TOLERANCE, validate_options
 from momentkit.data.records import DetectionSample
@@ -116,59 +116,58 @@ def majority_verbs(files: Mapping[str, Sequence[str | os.PathLike]], class_to_ve
     counts: Counter = Counter()
     for role, view in VIEWS:
         for f in files[role]:
-            got, _ = read_charades_csv(f, class_to_verb, known, view=view, subset="training", **options)
+            got, _ = read_charades_domain(f, class_to_verb, known, view=view, subset="training", **options)
             counts.update(g.label for s in got for g in s.segments)
     return [v for v, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:num_verbs]]
 
 
-# ---------------------------------------------------------------------------------- class files
-def load_charades_verbs(mapping: str | os.PathLike, verb_classes: str | os.PathLike) -> dict[str, str]:
-    """``{action class id: verb}`` from ``Charades_v1_mapping.txt`` (``c000 o011 v009``) and
-    ``Charades_v1_verbclasses.txt`` (``v009 hold``)."""
-    vpath = existing_file(verb_classes, "verb_classes")
-    verbs = read_verb_classes(vpath)
-    mpath = existing_file(mapping, "mapping")
-    out: dict[str, str] = {}
-    for line, parts in _lines(mpath):
-        if len(parts) != 3:
-            raise InputError("expected 'cNNN oNNN vNNN'", path=mpath, line=line)
-        if parts[2] not in verbs:
-            raise InputError(f"verb {parts[2]!r} is not in {vpath.name}", path=mpath, line=line, field="verb")
-        out[parts[0]] = verbs[parts[2]]
-    if not out:
-        raise InputError("file is empty", path=mpath)
-    return out
+def read_charades_domain(
+    path: str | os.PathLike,
+    class_to_verb: Mapping[str, str],
+    verbs: Sequence[str],
+    *,
+    view: str,
+    subset: str,
+    dedupe: bool = True,
+    on_invalid: str = "skip",
+    clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
+) -> tuple[list[DetectionSample], Counter]:
+    """The ``view`` (``"third"`` or ``"ego"``) videos of a Charades / CharadesEgo CSV with their segments
+    of ``verbs`` (``label_id`` = index in ``verbs``), and counts: ``actions`` (all segments of those
+    videos), ``kept``, ``duplicates`` (dropped repeats), ``invalid`` (windows dropped by ``on_invalid``)."""
+    validate_options(on_invalid, clip_tolerance)
+    path = existing_file(path, "charades")
+    index = {v: i for i, v in enumerate(verbs)}
+    table = SegmentTable()
+    counts: Counter = Counter()
+    for row in iter_charades_rows(path, view=view, classes=class_to_verb, classes_from="the mapping file"):
+        v = table.add_video(row.video, row.length, subset, None, {"view": row.view})
+        counts["actions"] += len(row.actions)
+        done = set()
+        for cls, start, end in row.actions:
+            verb = class_to_verb[cls]
+            if verb not in index:
+                continue
+            if dedupe and (verb, start, end) in done:
+                counts["duplicates"] += 1
+                continue
+            done.add((verb, start, end))
+            table.add_segment(v, start, end, verb, index[verb], {"line": row.line, "field": "actions"}, path)
+    samples = table.build(path=path, on_invalid=on_invalid, clip_tolerance=clip_tolerance)
+    for s in samples:
+        counts["invalid"] += len(s.extra.pop("invalid_segments", ()))
+        counts["kept"] += len(s.segments)
+    return samples, counts
 
 
-def read_verb_classes(path: str | os.PathLike) -> dict[str, str]:
-    """``{verb id: verb}`` from ``Charades_v1_verbclasses.txt`` (``v009 hold`` lines)."""
-    path = existing_file(path, "verb_classes")
-    verbs: dict[str, str] = {}
-    for line, parts in _lines(path):
-        if len(parts) < 2:
-            raise InputError("expected 'vNNN verb'", path=path, line=line)
-        verbs[parts[0]] = " ".join(parts[1:])
-    if not verbs:
-        raise InputError("file is empty", path=path)
-    return verbs
-
-
-def _lines(path: Path):
-    with utf8_text(path), open(path, encoding="utf-8-sig") as fh:
-        for line, raw in enumerate(fh, start=1):
-            parts = raw.split()
-            if parts:
-                yield line, parts
-
-
-# ---------------------------------------------------------------------------------- domains
+# ---------------------------------------------------------------------------------- steps
 def _read_domain(files: Sequence[str | os.PathLike], view: str, class_to_verb: Mapping[str, str],
                  verbs: Sequence[str], **options) -> tuple[list[DetectionSample], Counter]:
     """The ``view`` videos of a domain's train and test CSVs (``training`` / ``validation``) and the
-    counts of :func:`read_charades_csv` summed over both."""
+    counts of :func:`read_charades_domain` summed over both."""
     samples, total = [], Counter()
     for subset, f in zip(SUBSETS, files):
-        got, counts = read_charades_csv(f, class_to_verb, verbs, view=view, subset=subset, **options)
+        got, counts = read_charades_domain(f, class_to_verb, verbs, view=view, subset=subset, **options)
         if not got:
             raise InputError(f"no {'egocentric' if view == 'ego' else 'third-person'} video in the file",
                              path=f, field="id")
@@ -191,86 +190,3 @@ def _notes(summary: dict, stats: Mapping[str, Counter]) -> list[str]:
                      f"the verb collapse merged, {c['invalid']} invalid windows dropped.")
     notes.append("The thesis gives no per-domain counts for this benchmark.")
     return notes
-
-
-def read_charades_csv(
-    path: str | os.PathLike,
-    class_to_verb: Mapping[str, str],
-    verbs: Sequence[str],
-    *,
-    view: str,
-    subset: str,
-    dedupe: bool = True,
-    on_invalid: str = "skip",
-    clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
-) -> tuple[list[DetectionSample], Counter]:
-    """The ``view`` (``"third"`` or ``"ego"``) videos of a Charades / CharadesEgo CSV with their segments
-    of ``verbs`` (``label_id`` = index in ``verbs``), and counts: ``actions`` (all segments of those
-    videos), ``kept``, ``duplicates`` (dropped repeats), ``invalid`` (windows dropped by ``on_invalid``)."""
-    validate_options(on_invalid, clip_tolerance)
-    path = existing_file(path, "charades")
-    index = {v: i for i, v in enumerate(verbs)}
-    table = SegmentTable()
-    counts: Counter = Counter()
-    with utf8_text(path), open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        for col in ("id", "actions", "length"):
-            if col not in header:
-                raise InputError(f"missing required column '{col}'", path=path, line=1, field=col)
-        seen: dict[str, int] = {}
-        for row in reader:
-            line = reader.line_num
-            vid = (row["id"] or "").strip()
-            if not vid:
-                raise InputError("empty video id", path=path, line=line, field="id")
-            if _is_ego(row, vid, path, line) != (view == "ego"):
-                continue
-            if vid in seen:
-                raise InputError(f"duplicate video {vid!r} (first on line {seen[vid]})", path=path, line=line,
-                                 field="id")
-            seen[vid] = line
-            length = parse_number(row["length"], path=path, line=line, field="length")
-            if length <= 0:
-                raise InputError(f"length must be > 0, got {row['length']!r}", path=path, line=line, field="length")
-            v = table.add_video(vid, length, subset, None, {"view": "egocentric" if view == "ego" else "third-person"})
-            done = set()
-            for item in (row["actions"] or "").split(";"):
-                if not item.strip():
-                    continue
-                parts = item.split()
-                if len(parts) != 3:
-                    raise InputError(f"expected 'cNNN start end', got {item.strip()!r}", path=path, line=line,
-                                     field="actions")
-                cls = parts[0]
-                if cls not in class_to_verb:
-                    raise InputError(f"unknown action class {cls!r} (not in the mapping file)", path=path, line=line,
-                                     field="actions")
-                start = parse_number(parts[1], path=path, line=line, field="actions")
-                end = parse_number(parts[2], path=path, line=line, field="actions")
-                counts["actions"] += 1
-                verb = class_to_verb[cls]
-                if verb not in index:
-                    continue
-                if dedupe and (verb, start, end) in done:
-                    counts["duplicates"] += 1
-                    continue
-                done.add((verb, start, end))
-                table.add_segment(v, start, end, verb, index[verb], {"line": line, "field": "actions"}, path)
-    samples = table.build(path=path, on_invalid=on_invalid, clip_tolerance=clip_tolerance)
-    for s in samples:
-        counts["invalid"] += len(s.extra.pop("invalid_segments", ()))
-        counts["kept"] += len(s.segments)
-    return samples, counts
-
-
-def _is_ego(row: dict, vid: str, path, line: int) -> bool:
-    value = row.get("egocentric")
-    if value is None:
-        return vid.upper().endswith("EGO")
-    value = value.strip().lower()
-    if value in ("yes", "true", "1"):
-        return True
-    if value in ("no", "false", "0"):
-        return False
-    raise InputError(f"expected Yes or No, got {row['egocentric']!r}", path=path, line=line, field="egocentric")
