@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from conftest import DATA, REPO
 from momentkit.errors import InputError
 from momentkit.models import count_parameters, create_model, list_models
 from momentkit.models.rdsa import DeformableAttentionBlock
-from momentkit.models.sdst import SDST, main, make_config, parameter_breakdown
+from momentkit.models.sdst import SDST, make_config
 from momentkit.models.losses import SetCriterion
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.sdst_losses import (
@@ -523,24 +522,6 @@ def test_configs_load_and_build(name):
     assert model.config.num_levels == 4 and model.config.attention == "rdsa"
     if name != "synthetic_layered":
         assert (model.config.video_dim, model.config.text_dim) == (768, 1024)
-
-
-def test_count_params_command(capsys):
-    path = REPO / "configs" / "sdst" / "qvhighlights.yaml"
-    assert main(["--count-params", str(path)]) == 0
-    text = capsys.readouterr().out
-    model = SDST(make_config(**{k: v for k, v in _model_section(path).items() if k != "name"}))
-    total = count_parameters(model)
-    assert f"{total:,}" in text and "4.10 M" in text
-    parts = parameter_breakdown(model)
-    assert total == sum(v for k, v in parts.items() if k != "total" and not k.startswith(" "))
-    assert main(["--count-params", str(REPO / "configs" / "sdst" / "missing.yaml")]) == 2
-
-
-def _model_section(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text())["model"]
 
 
 # ----------------------------------------------------------------------------- real annotations

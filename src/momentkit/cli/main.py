@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "momentkit.cli.evaluate",
     "momentkit.cli.synth",
     "momentkit.cli.train",
+    "momentkit.cli.params",
     "momentkit.cli.tal",
     "momentkit.cli.da_benchmark",
     "momentkit.cli.demo",

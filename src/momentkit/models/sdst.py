@@ -51,16 +51,14 @@ Speed: the training step avoids host-device synchronisations (one for the input 
 matcher's cost matrix), boolean-mask indexing and per-sample Python loops; clips are sampled with
 row gathers (:mod:`.rdsa`); ``benchmarks/train_step.py --count-ops`` counts the dispatched operations.
 
-``python -m momentkit.models.sdst --count-params CONFIG`` prints the trainable parameters of the
-model section of an experiment config.
+``momentkit params CONFIG`` prints the trainable parameters of a config's model, for SDST per part
+(:func:`parameter_breakdown`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -515,8 +513,7 @@ def sdst(**cfg) -> SDST:
     return SDST(make_config(**cfg))
 
 
-if __name__ != "__main__":  # `python -m momentkit.models.sdst` must not register a second copy
-    register_model("sdst")(sdst)
+register_model("sdst")(sdst)
 
 
 # ----------------------------------------------------------------------------- parameter count
@@ -540,44 +537,3 @@ def parameter_breakdown(model: SDST) -> dict[str, int]:
     }
     out["total"] = count_parameters(model)
     return out
-
-
-def parameter_report(config_path: str) -> str:
-    """A table of :func:`parameter_breakdown` for the ``model`` section of an experiment config, with
-    the unshared variant's total and the paper's figures."""
-    from momentkit.config import load_yaml
-
-    data = load_yaml(config_path)
-    section = dict((data or {}).get("model") or {})
-    name = section.pop("name", None)
-    if name != "sdst":
-        raise InputError(f"expected model name 'sdst', got {name!r}", path=config_path, field="model.name")
-    try:
-        model = SDST(make_config(**section))
-        unshared = SDST(make_config(**{**section, "shared": False}))
-    except InputError as e:
-        raise InputError(e.message, path=config_path, field=f"model.{e.field}" if e.field else "model") from None
-    lines = [f"trainable parameters of {config_path} (model: sdst)"]
-    for key, value in parameter_breakdown(model).items():
-        lines.append(f"  {key:<52} {value:>12,} ({value / 1e6:.2f} M)")
-    total = count_parameters(unshared)
-    lines.append(f"  {'total with shared: false':<52} {total:>12,} ({total / 1e6:.2f} M)")
-    lines.append("  paper (QVHighlights, InternVideo2-1B): 4.10 M shared, 12.43 M unshared")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m momentkit.models.sdst",
-                                     description="Trainable parameter count of an SDST experiment config.")
-    parser.add_argument("--count-params", metavar="CONFIG", required=True, help="experiment YAML with model: sdst")
-    args = parser.parse_args(argv)
-    try:
-        print(parameter_report(args.count_params))
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
