@@ -114,8 +114,8 @@ def test_every_real_annotation_file_reads(shared_data):
             spans = s.windows if kind == "grounding" else [(g.start, g.end) for g in s.segments]
             assert all(0 <= a < b <= s.duration for a, b in spans), (path, s)
         readable += 1
-    # 6 JSON Lines, 3 + 2 captions, 3 detection JSON, 1 super-events, 8 EPIC CSVs, 1 frames txt
-    assert readable == 24
+    # 6 + 2 (QV-M²) JSON Lines, 3 + 2 captions, 3 detection JSON, 1 super-events, 8 EPIC CSVs, 1 frames txt
+    assert readable == 26
 
 
 # ----------------------------------------------------------------------------- grounding JSON Lines
@@ -223,7 +223,7 @@ GOOD = '{"qid": 1, "query": "a cat", "vid": "v", "duration": 10, "relevant_windo
     ('{"qid": 2, "query": "x", "vid": "v", "duration": 10, "relevant_windows": [[1, 2]], '
      '"relevant_clip_ids": [0, 1], "saliency_scores": [[1, 2, 3]]}\n', 2, "saliency_scores", "1 score rows for 2"),
     ('{"qid": 2, "query": "x", "vid": "v", "duration": 10, "relevant_windows": [[1, 2]], '
-     '"relevant_clip_ids": [0]}\n', 2, "saliency_scores", "missing required key 'saliency_scores'"),
+     '"saliency_scores": [[1]]}\n', 2, "relevant_clip_ids", "missing required key 'relevant_clip_ids'"),
     ('{"qid": 2, "query": "x", "vid": "v", "duration": 10, "relevant_windows": [[1, 2]], '
      '"relevant_clip_ids": [0, 1], "saliency_scores": [[1, 2, 3], [1, 2]]}\n', 2, "saliency_scores[1]",
      "expected 3 annotator score"),
@@ -787,3 +787,12 @@ def test_data_stats_reads_a_charades_csv(tmp_path, capsys):
     assert main(["data", "stats", str(p), "-o", "subset=test"]) == 0
     out = capsys.readouterr()
     assert "charades-csv" in out.out and "test: 2" in out.out and "1 invalid segment" in out.err
+
+
+def test_clip_ids_without_scores_are_kept_as_qv_m2_writes_them(tmp_path, shared_data):
+    from momentkit.data.annotations.grounding_jsonl import grounding_row
+
+    samples = read_annotations(shared_data / "qv_m2" / "test.jsonl")  # the test split has no scores
+    first = json.loads((shared_data / "qv_m2" / "test.jsonl").read_text().splitlines()[0])
+    assert samples[0].saliency_scores == () and samples[0].extra["relevant_clip_ids"] == first["relevant_clip_ids"]
+    assert grounding_row(samples[0])["relevant_clip_ids"] == first["relevant_clip_ids"]  # written back

@@ -9,8 +9,9 @@ One JSON object per line::
 Required keys: ``qid`` (int or string, unique in the file), ``query``, ``vid``, ``duration`` and
 ``relevant_windows`` (a non-empty list of ``[start, end]`` in seconds; with ``require_windows=False``
 it may be missing, for test files released without ground truth). ``relevant_clip_ids`` and
-``saliency_scores`` are optional but go together (same length, one score per annotator and clip).
-Any other key is kept in ``GroundingSample.extra`` and written back by the writer.
+``saliency_scores`` are optional and go together (same length, one score per annotator and clip),
+except that ``relevant_clip_ids`` alone (QV-M², which marks relevant clips without scores) is kept
+as it is in ``extra`` and gives no saliency. Any other key is kept in ``GroundingSample.extra`` and written back by the writer.
 
 Windows follow :mod:`momentkit.data.annotations.windows` (default ``on_invalid="error"``: the
 official QVHighlights and TACoS files have no invalid window). With ``on_invalid="skip"`` a query
@@ -96,7 +97,8 @@ def read_grounding_jsonl(
             rows.append({
                 "qid": qid, "query": query, "vid": vid, "duration": duration, "n": len(windows),
                 "clip_ids": clip_ids, "scores": scores,
-                "extra": {k: v for k, v in obj.items() if k not in KNOWN_KEYS},
+                "extra": {k: v for k, v in obj.items() if k not in KNOWN_KEYS or (
+                    k == "relevant_clip_ids" and "saliency_scores" not in obj)},
             })
             lines.append(lineno)
 
@@ -128,12 +130,11 @@ def read_grounding_jsonl(
 
 def _saliency(obj: dict, where: dict) -> tuple[tuple[int, ...], tuple[tuple[float, ...], ...]]:
     has_ids, has_scores = "relevant_clip_ids" in obj, "saliency_scores" in obj
-    if not has_ids and not has_scores:
+    if not has_scores:  # no saliency (clip ids alone are kept in ``extra``)
         return (), ()
-    if has_ids != has_scores:
-        missing = "saliency_scores" if has_ids else "relevant_clip_ids"
-        raise InputError(f"missing required key '{missing}' (saliency needs both clip ids and scores)",
-                         field=missing, **where)
+    if not has_ids:
+        raise InputError("missing required key 'relevant_clip_ids' (saliency scores need their clip ids)",
+                         field="relevant_clip_ids", **where)
     ids, rows = obj["relevant_clip_ids"], obj["saliency_scores"]
     fast = _fast_saliency(ids, rows)
     if fast is not None:
