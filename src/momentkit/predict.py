@@ -7,10 +7,12 @@
         print(r.query, r.moments[:3])      # [[start, end, score], ...] in seconds, best first
         r.saliency                          # one score per clip of the whole video
 
-Inputs are prepared exactly as :class:`momentkit.data.datasets.GroundingDataset` prepares training
-items (same ``clip_len``, TEF appended per window when ``data.use_tef``, query tokens cut to
-``max_q_len`` and L2-normalised), and batched as :func:`~momentkit.data.datasets.collate_grounding`
-does, so any registered grounding model runs through its uniform ``forward`` / ``postprocess``.
+Inputs are prepared (:meth:`Predictor.inputs`) by the functions that
+:class:`momentkit.data.datasets.GroundingDataset` and :func:`~momentkit.data.datasets.collate_grounding`
+prepare training batches with, :mod:`momentkit.data.inputs`: same ``clip_len``, layer ``data.layer``
+of layered features, TEF appended per window when ``data.use_tef``, query tokens cut to ``max_q_len``
+and L2-normalised, the same padding and masks. So any registered grounding model runs through its
+uniform ``forward`` / ``postprocess`` on inputs made as in training.
 
 Features: a ``(T, D)`` or layered ``(K, T, D)`` array (or a ``.npz`` file holding ``features``), or a
 video file decoded and embedded with a backbone by :func:`momentkit.video.extract.extract_video`
@@ -211,6 +213,11 @@ class Predictor:
     def text_width(self) -> int | None:
         return self._model_width("text")
 
+    @property
+    def layer(self) -> int | None:
+        """The layer of layered features the model reads (``data.layer``; None: all layers)."""
+        return getattr(self.config.data, "layer", None)
+
     # ------------------------------------------------------------------ inputs
     def _need_backbone(self, what: str):
         if self.backbone is None:
@@ -254,8 +261,9 @@ class Predictor:
 
     def text_features(self, queries: Sequence[str], text_features=None) -> list[np.ndarray]:
         """Per query ``(L, D)`` (or layered ``(K, L, D)``) token features, cut to ``max_q_len`` and
-        L2-normalised as in training."""
-        from momentkit.data.features import l2_normalize
+        L2-normalised as in training (:func:`momentkit.data.inputs.text_inputs`); one layer of layered
+        features when ``data.layer`` is set."""
+        from momentkit.data.inputs import text_inputs
 
         if text_features is None:
             backbone = self._need_backbone("encoding queries")
@@ -279,9 +287,28 @@ class Predictor:
             if want is not None and t.shape[-1] != want:
                 raise InputError(f"query {i}: text features have width {t.shape[-1]} but the model expects {want}",
                                  field="text_features")
-            t = t[..., : self.config.data.max_q_len, :]
-            out.append(l2_normalize(t).astype(np.float32, copy=False))
+            out.append(text_inputs(t, self.config.data.max_q_len, normalize=True, layer=self.layer,
+                                   what=f"text features of query {i}").numpy())
         return out
+
+    def inputs(self, feats: np.ndarray, texts: Sequence, starts: Sequence[int] = (0,)) -> dict[str, torch.Tensor]:
+        """The model inputs of every query on the windows of ``feats`` that start at clips ``starts``:
+        ``video_feats``, ``video_mask``, ``text_feats``, ``text_mask`` (:func:`momentkit.data.inputs.batch_inputs`,
+        on the CPU), row ``b`` = window ``b // Q``, query ``b % Q`` with ``Q = len(texts)``.
+
+        ``feats``: the ``(T, D)`` / ``(K, T, D)`` float32 clip features of the whole video; ``texts``: the
+        queries' features from :meth:`text_features`. The window starting at clip ``s`` is
+        ``video_inputs(feats[..., s:, :], window, data.use_tef, data.layer)`` -- the training item of the
+        video from clip ``s`` on, with its TEF relative to the window -- so on a video of at most
+        ``window`` (= ``data.max_v_len`` by default) clips the batch equals the collated
+        :class:`~momentkit.data.datasets.GroundingDataset` items of the same video and queries.
+        """
+        from momentkit.data.inputs import batch_inputs, video_inputs
+
+        use_tef = bool(self.config.data.use_tef)
+        windows = [video_inputs(feats[..., int(s):, :], self.window, use_tef, self.layer) for s in starts]
+        text = [torch.as_tensor(t) for t in texts]
+        return batch_inputs([v for v in windows for _ in text], [t for _ in windows for t in text])
 
     # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
@@ -289,7 +316,6 @@ class Predictor:
                 duration: float | None = None, top: int | None = None) -> list[MomentPrediction]:
         """Moments and per-clip saliency of each query on ``video`` (a video file, a ``.npz`` with
         ``features``, or a ``(T, D)`` / ``(K, T, D)`` array); see the module docstring."""
-        from momentkit.data.datasets import pad_time, tef
         from momentkit.ops.nms import nms as apply_nms
 
         queries = [queries] if isinstance(queries, str) else list(queries)
@@ -317,11 +343,7 @@ class Predictor:
             method = "hard"
         threshold = cfg.eval.nms_threshold if self.nms_threshold is None else self.nms_threshold
 
-        text, text_mask = pad_time([torch.from_numpy(t) for t in texts])  # (Q, [K,] L, D)
-        text, text_mask = text.to(self.device), text_mask.to(self.device)
-        video = torch.from_numpy(feats)  # stays on the CPU; windows go to the device chunk by chunk
-        steps = torch.arange(win)
-        tef_rows = torch.from_numpy(tef(win)) if cfg.data.use_tef else None
+        steps = np.arange(win)
 
         sal_sum = np.zeros((n_q, n_clips), dtype=np.float64)
         cover = np.zeros(n_clips, dtype=np.float64)
@@ -329,24 +351,13 @@ class Predictor:
         per_chunk = max(1, self.batch_size // n_q)
         for c0 in range(0, n_win, per_chunk):
             st = starts[c0 : c0 + per_chunk]
-            idx = torch.from_numpy(st)[:, None] + steps  # (w, win)
-            chunk = video[..., idx, :]  # (w, win, D) or (K, w, win, D)
-            if chunk.ndim == 4:
-                chunk = chunk.movedim(1, 0)  # (w, K, win, D)
-            if tef_rows is not None:
-                t = tef_rows.expand(*chunk.shape[:-1], 2)
-                chunk = torch.cat([chunk, t], dim=-1)
+            idx = st[:, None] + steps  # (w, win)
             w = len(st)
-            # row b = window (b // Q), query (b % Q)
-            batch = {
-                "video_feats": chunk.repeat_interleave(n_q, dim=0).to(self.device),
-                "video_mask": torch.ones(w * n_q, win, dtype=torch.bool, device=self.device),
-                "text_feats": text.repeat(w, *([1] * (text.ndim - 1))),
-                "text_mask": text_mask.repeat(w, 1),
-                "meta": [{"qid": q, "vid": vid, "query": queries[q], "clip_len": clip_len, "num_clips": win,
-                          "duration": float(max(min(win * clip_len, dur - s * clip_len), 1e-6))}
-                         for s in st.tolist() for q in range(n_q)],
-            }
+            # row b = window (b // Q), query (b % Q); built on the CPU, sent to the device chunk by chunk
+            batch = {k: v.to(self.device) for k, v in self.inputs(feats, texts, st).items()}
+            batch["meta"] = [{"qid": q, "vid": vid, "query": queries[q], "clip_len": clip_len, "num_clips": win,
+                              "duration": float(max(min(win * clip_len, dur - s * clip_len), 1e-6))}
+                             for s in st.tolist() for q in range(n_q)]
             outputs = self.model(batch)
             rows = self.model.postprocess(outputs, batch, max_windows=NO_LIMIT, nms=None, decimals=None)
             offsets = np.repeat(st * clip_len, n_q)
@@ -355,8 +366,8 @@ class Predictor:
                 m[:, :2] += offsets[b]
                 cands[b % n_q].append(m)
             sal = np.asarray([r["pred_saliency_scores"] for r in rows], dtype=np.float64)  # (w * Q, win)
-            np.add.at(sal_sum, (slice(None), idx.numpy()), sal.reshape(w, n_q, win).transpose(1, 0, 2))
-            np.add.at(cover, idx.numpy(), 1.0)
+            np.add.at(sal_sum, (slice(None), idx), sal.reshape(w, n_q, win).transpose(1, 0, 2))
+            np.add.at(cover, idx, 1.0)
             for q in range(n_q):  # keep the candidate lists bounded
                 if sum(len(m) for m in cands[q]) > 2 * self.max_candidates:
                     cands[q] = [_best(np.concatenate(cands[q]), self.max_candidates)]

@@ -26,6 +26,8 @@ Grounding targets
   ones are repeated when there are too few clips outside). With synthetic (binary) saliency all
   pairs are random relevant vs random non-relevant clips. Only clips inside the kept T are used;
   ``saliency_valid`` is False (and the indices 0) when no pair can be formed.
+- Model inputs (the truncation above and the TEF, layer and text points below, padding and masks)
+  come from :mod:`momentkit.data.inputs`, which :class:`momentkit.predict.Predictor` uses too.
 - TEF (``use_tef``): ``[t / T, (t + 1) / T]`` appended to every clip's features (to each layer of
   layered features), as Moment-DETR does.
 - ``layer``: with layered features ``(K, T, D)`` / ``(K, L, D)``, keep only layer ``layer`` (e.g.
@@ -53,7 +55,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from momentkit.data.features import FeatureStore, l2_normalize
+from momentkit.data.features import FeatureStore
+from momentkit.data.inputs import batch_inputs, pad_time, text_inputs, video_inputs
+from momentkit.data.inputs import tef  # noqa: F401 - re-exported, where it has always been importable
 from momentkit.data.records import DetectionSample, GroundingSample
 from momentkit.errors import InputError
 from momentkit.spans import xx_to_cxw
@@ -66,38 +70,6 @@ def _check_present(store: FeatureStore, keys: Sequence[str], what: str, label: C
         first = ", ".join(label(i) for i in missing[:3])
         raise InputError(f"{len(missing)} of {len(keys)} samples have no {what} features "
                          f"(first: {first})", path=store.source)
-
-
-def tef(num_clips: int) -> np.ndarray:
-    """Temporal endpoint features ``[t / T, (t + 1) / T]`` of ``num_clips`` clips, (T, 2) float32."""
-    st = np.arange(num_clips, dtype=np.float32) / num_clips
-    return np.stack([st, st + np.float32(1.0 / num_clips)], axis=1)
-
-
-def _append_tef(feats: np.ndarray) -> np.ndarray:
-    t = tef(feats.shape[-2])
-    t = np.broadcast_to(t, (*feats.shape[:-2], *t.shape))
-    return np.concatenate([feats, t], axis=-1)
-
-
-def pad_time(seqs: Sequence[torch.Tensor], min_len: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad tensors ``(..., T_i, D)`` with zeros on the time axis (-2).
-
-    Returns ``(B, ..., T, D)`` and a bool mask ``(B, T)``, True on real steps;
-    ``T = max(max_i T_i, min_len)``.
-    """
-    first = seqs[0]
-    lens = [s.shape[-2] for s in seqs]
-    for s in seqs:
-        if s.shape[:-2] != first.shape[:-2] or s.shape[-1] != first.shape[-1]:
-            raise ValueError(f"cannot pad shapes {tuple(first.shape)} and {tuple(s.shape)} together")
-    t = max(max(lens), min_len)
-    out = first.new_zeros((len(seqs), *first.shape[:-2], t, first.shape[-1]))
-    mask = torch.zeros((len(seqs), t), dtype=torch.bool)
-    for i, (s, n) in enumerate(zip(seqs, lens)):
-        out[i, ..., :n, :] = s
-        mask[i, :n] = True
-    return out, mask
 
 
 # ----------------------------------------------------------------------------- grounding
@@ -167,21 +139,15 @@ class GroundingDataset(Dataset):
         s = self.samples[index]
         rng = self._rng(index)
 
-        video = self._pick_layer(self.video_store.get(s.vid), f"video features of '{s.vid}'")
+        video = self.video_store.get(s.vid)
         full_len = video.shape[-2]
-        video = video[..., : self.max_v_len, :]
+        video = video_inputs(video, self.max_v_len, self.use_tef, self.layer, f"video features of '{s.vid}'")
         n_clips = video.shape[-2]
-        if self.use_tef:
-            video = _append_tef(video)
 
         text = self.text_feature_fn(s) if self.text_feature_fn is not None else self.text_store.get(s.qid)
-        text = self._pick_layer(np.asarray(text, dtype=np.float32), f"text features of qid {s.qid}")
-        if text.ndim == 1:
-            text = text[None]
-        full_q = text.shape[-2]
-        text = text[..., : self.max_q_len, :]
-        if self.normalize_text:
-            text = l2_normalize(text).astype(np.float32, copy=False)
+        text = np.asarray(text, dtype=np.float32)
+        full_q = text.shape[-2] if text.ndim > 1 else 1
+        text = text_inputs(text, self.max_q_len, self.normalize_text, self.layer, f"text features of qid {s.qid}")
 
         windows, spans = self.span_targets(s.windows, n_clips, rng)
         sal_dense, relevant = self.saliency_targets(s, n_clips)
@@ -200,8 +166,8 @@ class GroundingDataset(Dataset):
             "out_of_view": len(s.windows) > 0 and len(windows) == 0,
         }
         return {
-            "video_feats": torch.from_numpy(np.ascontiguousarray(video, dtype=np.float32)),
-            "text_feats": torch.from_numpy(np.ascontiguousarray(text)),
+            "video_feats": video,
+            "text_feats": text,
             "spans": spans,
             "saliency": torch.from_numpy(sal_dense.sum(axis=1)),
             "saliency_dense": torch.from_numpy(sal_dense),
@@ -210,14 +176,6 @@ class GroundingDataset(Dataset):
             "saliency_valid": valid,
             "meta": meta,
         }
-
-    def _pick_layer(self, feats: np.ndarray, what: str) -> np.ndarray:
-        if self.layer is None or feats.ndim != 3:
-            return feats
-        if not -feats.shape[0] <= self.layer < feats.shape[0]:
-            raise InputError(f"data.layer={self.layer} but the {what} have {feats.shape[0]} layers",
-                             field="data.layer")
-        return feats[self.layer]
 
     # -- targets
     def span_targets(self, windows, n_clips: int, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:
@@ -284,14 +242,10 @@ def collate_grounding(batch: Sequence[dict]) -> dict:
     (n_i, 2) normalised cxw tensors; ``saliency`` (B, T) (0 on padding); ``saliency_pos_idx`` /
     ``saliency_neg_idx`` (B, 2 * pairs) long; ``saliency_valid`` (B,) bool; ``meta``: list of dicts.
     """
-    video, video_mask = pad_time([b["video_feats"] for b in batch])
-    text, text_mask = pad_time([b["text_feats"] for b in batch])
+    inputs = batch_inputs([b["video_feats"] for b in batch], [b["text_feats"] for b in batch])
     sal, _ = pad_time([b["saliency"][:, None] for b in batch])
     return {
-        "video_feats": video,
-        "video_mask": video_mask,
-        "text_feats": text,
-        "text_mask": text_mask,
+        **inputs,
         "spans": [b["spans"] for b in batch],
         "saliency": sal[..., 0],
         "saliency_pos_idx": torch.stack([b["saliency_pos_idx"] for b in batch]),
