@@ -213,3 +213,47 @@ def test_pre_norm_and_drop_path_options_build_and_run():
     total, _ = model.loss(model(batch), batch)
     assert torch.isfinite(total)
     assert model.encoder.norm is not None
+
+
+def test_loss_weights_names_and_the_old_giou_key():
+    model = tiny("moment_detr")
+    assert set(model.config.loss_weights) == {"span", "iou", "label", "saliency"}
+    batch = make_batch()
+    _, terms = model.loss(model(batch), batch)
+    assert {"loss_iou", "loss_iou_0"} <= set(terms) and not any("giou" in k for k in terms)
+    # "giou", the name of the 1 - gIoU term before all models shared one criterion, is read as "iou"
+    old = tiny("qd_detr", loss_weights={"span": 10.0, "giou": 2.0, "label": 4.0})
+    assert old.config.loss_weights == {"span": 10.0, "iou": 2.0, "label": 4.0}
+    assert old.criterion.weights["iou"] == 2.0 and old.criterion.iou_loss == "giou"
+    with pytest.raises(InputError, match="not both") as e:
+        tiny("moment_detr", loss_weights={"giou": 1.0, "iou": 1.0})
+    assert e.value.field == "loss_weights"
+    with pytest.raises(InputError, match="video_align"):  # an SDST term: this model has no level features
+        tiny("moment_detr", loss_weights={"span": 1.0, "video_align": 1.0})
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_loss_matches_every_decoder_layer_at_once_without_waiting(name):
+    """One cost matrix for all decoder layers and, the matcher's copy aside, no sync-like operation in
+    the loss and its backward pass (the batch has no ``saliency_valid``, which the margin loss selects by)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Syncs(TorchDispatchMode):
+        names: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in ("nonzero", "_local_scalar_dense", "masked_select", "is_nonzero", "item"):
+                self.names.append(name)
+            return func(*args, **(kwargs or {}))
+
+    model = tiny(name).train()
+    matcher = model.criterion.matcher
+    calls, cost = [], matcher.cost_matrix
+    matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
+    batch = make_batch()
+    out = model(batch)
+    with Syncs() as syncs:
+        total, terms = model.loss(out, batch)
+        total.backward()
+    assert syncs.names == [] and calls == [1] and "loss_label_0" in terms

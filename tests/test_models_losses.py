@@ -1,4 +1,4 @@
-"""Loss functions against hand-computed values, and SetCriterion's bookkeeping."""
+"""Loss functions against hand-computed values, their level-batched forms, and SetCriterion's bookkeeping."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
+from momentkit.models.criterion import SetCriterion
 from momentkit.models.losses import (
-    SetCriterion,
     info_nce_loss,
     label_ce_loss,
+    label_focal_loss,
     neg_pair_saliency_loss,
     rank_contrastive_loss,
     saliency_margin_loss,
@@ -44,6 +45,35 @@ def test_span_losses_hand():
     assert torch.isclose(span_iou_loss(pred, tgt, "giou"), torch.tensor((0.5 + 1.2) / 2))
     empty = torch.zeros(0, 2, requires_grad=True)
     assert span_l1_loss(empty, empty) == 0 and span_iou_loss(empty, empty) == 0
+
+
+def test_set_losses_reduce_only_their_own_axes():
+    # (L, ...) inputs give, level by level, the value of the level alone
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(3, 5, 2, generator=g) * 0.5 + 0.25
+    tgt = torch.rand(3, 5, 2, generator=g) * 0.5 + 0.25
+    logits2, logits1 = torch.randn(3, 2, 4, 2, generator=g), torch.randn(3, 2, 4, 1, generator=g)
+    matched = (torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 1, 0, 1, 0, 1]), torch.tensor([1, 3, 0, 0, 2, 3]))
+    l1, giou, iou = span_l1_loss(pred, tgt), span_iou_loss(pred, tgt, "giou"), span_iou_loss(pred, tgt, "iou")
+    ce, focal = label_ce_loss(logits2, matched), label_focal_loss(logits1, matched)
+    assert all(v.shape == (3,) for v in (l1, giou, iou, ce, focal))
+    for level in range(3):
+        own = (matched[1][2 * level:2 * level + 2], matched[2][2 * level:2 * level + 2])
+        assert torch.isclose(l1[level], span_l1_loss(pred[level], tgt[level]))
+        assert torch.isclose(giou[level], span_iou_loss(pred[level], tgt[level], "giou"))
+        assert torch.isclose(iou[level], span_iou_loss(pred[level], tgt[level], "iou"))
+        assert torch.isclose(ce[level], label_ce_loss(logits2[level], own))
+        assert torch.isclose(focal[level], label_focal_loss(logits1[level], own))
+    none = torch.zeros(3, 0, 2)
+    assert span_l1_loss(none, none).tolist() == [0.0] * 3 and span_iou_loss(none, none).tolist() == [0.0] * 3
+
+
+def test_label_focal_hand():
+    logits = torch.tensor([[[0.0], [math.log(3)]]])  # p = 0.5, 0.75
+    matched = (torch.tensor([0]), torch.tensor([1]))
+    # query 0 negative: 0.75 * 0.25 * ln 2; query 1 positive: 0.25 * 0.0625 * -ln 0.75; over 1 match
+    expected = 0.75 * 0.25 * LN2 + 0.25 * 0.0625 * -math.log(0.75)
+    assert torch.isclose(label_focal_loss(logits, matched), torch.tensor(expected))
 
 
 def test_saliency_margin_hand():
@@ -104,7 +134,7 @@ def test_label_ce_hand():
 
 def test_set_criterion_weights_and_aux_terms():
     torch.manual_seed(0)
-    crit = SetCriterion(HungarianMatcher(), {"span": 10, "giou": 1, "label": 4, "saliency": 1})
+    crit = SetCriterion(HungarianMatcher(), {"span": 10, "iou": 1, "label": 4, "saliency": 1})
     b, q, t = 2, 4, 6
     out = {"pred_logits": torch.randn(b, q, 2), "pred_spans": torch.rand(b, q, 2) * 0.5 + 0.25,
            "saliency_scores": torch.randn(b, t)}
@@ -113,9 +143,9 @@ def test_set_criterion_weights_and_aux_terms():
              "video_mask": torch.ones(b, t), "saliency_pos_idx": torch.tensor([[0, 1], [2, 3]]),
              "saliency_neg_idx": torch.tensor([[4, 5], [0, 1]])}
     total, terms = crit(out, batch)
-    assert set(terms) == {"loss_span", "loss_giou", "loss_label", "loss_saliency",
-                          "loss_span_0", "loss_giou_0", "loss_label_0"}
-    w = {"span": 10, "giou": 1, "label": 4, "saliency": 1}
+    assert set(terms) == {"loss_span", "loss_iou", "loss_label", "loss_saliency",
+                          "loss_span_0", "loss_iou_0", "loss_label_0"}
+    w = {"span": 10, "iou": 1, "label": 4, "saliency": 1}
     manual = sum(w[k.split("_")[1]] * v for k, v in terms.items())
     assert torch.isclose(total, manual)
     assert torch.isclose(terms["loss_saliency"], saliency_margin_loss(

@@ -15,15 +15,13 @@ from momentkit.errors import InputError
 from momentkit.models import count_parameters, create_model, list_models
 from momentkit.models.rdsa import DeformableAttentionBlock
 from momentkit.models.sdst import SDST, make_config
-from momentkit.models.losses import SetCriterion
+from momentkit.models.losses import pack_spans
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.sdst_losses import (
     actionness_loss,
     clips_in_spans,
     layer_alignment_loss,
-    level_set_losses,
     max_iou_targets,
-    pack_spans,
     sampled_nce_loss,
     video_alignment_loss,
 )
@@ -301,29 +299,6 @@ def test_match_levels_is_each_levels_own_matching():
     assert match.shape == (4, 3 * 6)  # every level matches min(Q, n_i) = 2 + 0 + 3 + 1 windows
 
 
-def test_level_set_losses_equal_set_criterion_per_level():
-    # the DETR bookkeeping of SetCriterion (one call per level) is the independent reference
-    logits, spans, targets = _random_levels()
-    logits.requires_grad_()
-    matcher = HungarianMatcher(1.0, 1.0, 1.0, "focal")
-    crit = SetCriterion(matcher, {"span": 1.0, "giou": 1.0, "label": 1.0}, label_loss="focal", span_iou="iou")
-    outputs = {"pred_logits": logits[-1], "pred_spans": spans[-1],
-               "aux_outputs": [{"pred_logits": logits[i], "pred_spans": spans[i]} for i in range(2)],
-               "saliency_scores": torch.zeros(4, 3)}
-    _, ref = crit(outputs, {"spans": targets, "video_mask": torch.ones(4, 3, dtype=torch.bool)})
-    got = level_set_losses(logits, spans, targets, matcher)
-    for level in range(3):
-        suffix = "" if level == 2 else f"_{level}"
-        for ours, theirs in (("span", "span"), ("iou", "giou"), ("label", "label")):
-            assert torch.isclose(got[ours][level], ref[f"loss_{theirs}{suffix}"], rtol=1e-5), (ours, level)
-    # no window in the whole batch: zeros that still carry (zero) gradient
-    empty = level_set_losses(logits, spans, [torch.zeros(0, 2)] * 4, matcher)
-    assert all(v.shape == (3,) and torch.isfinite(v).all() for v in empty.values())
-    assert empty["span"].sum().item() == 0.0 and empty["label"].sum().item() > 0
-    empty["label"].sum().backward()
-    assert torch.isfinite(logits.grad).all()
-
-
 @pytest.mark.parametrize("pre_norm", [False, True])
 def test_fused_attention_block_equals_multihead_attention(pre_norm):
     # SDST's blocks use AttentionBlock(fused=True); nn.MultiheadAttention on the same parameters is the
@@ -364,8 +339,9 @@ def test_training_step_never_waits_for_the_device():
 
     model = tiny()
     calls = []
-    cost = model.matcher.cost_matrix
-    model.matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
+    matcher = model.criterion.matcher
+    cost = matcher.cost_matrix
+    matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
     batch = make_batch()
     with Syncs() as syncs:
         loss, _ = model.loss(model(batch), batch)

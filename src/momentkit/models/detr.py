@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from momentkit.errors import InputError
+from momentkit.models.criterion import SetCriterion
 from momentkit.models.heads import LinearSaliencyHead, TokenSaliencyHead
 from momentkit.models.layers import MLP, input_projection, inverse_sigmoid
-from momentkit.models.losses import SetCriterion
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.position_encoding import (
     build_position_encoding,
@@ -50,6 +50,8 @@ from momentkit.models.transformer import (
     TransformerDecoder,
     TransformerEncoder,
 )
+
+LOSS_TERMS = ("span", "iou", "label", "saliency", "rank", "neg_pair")  # the criterion terms this model feeds
 
 
 @dataclass
@@ -88,9 +90,10 @@ class DETRConfig:
     query_dropout: float = 0.0
     num_classes: int = 2  # 2: softmax foreground/background; 1: sigmoid (focal loss)
     aux_loss: bool = True
-    # losses and matching
+    # losses and matching (terms of momentkit.models.criterion; "iou" is 1 - gIoU here, and the old
+    # key "giou" is read as "iou")
     neg_pair: bool = False
-    loss_weights: dict = field(default_factory=lambda: {"span": 10.0, "giou": 1.0, "label": 4.0, "saliency": 1.0})
+    loss_weights: dict = field(default_factory=lambda: {"span": 10.0, "iou": 1.0, "label": 4.0, "saliency": 1.0})
     label_loss: str = "ce"  # "ce" (num_classes 2) | "focal" (num_classes 1)
     eos_coef: float = 0.1
     saliency_margin: float = 0.2
@@ -122,13 +125,21 @@ class DETRConfig:
         if not (self.encode_text or self.t2v_layers):
             raise InputError("the text must reach the model: set encode_text or t2v_layers > 0",
                              field="encode_text")
+        if "giou" in self.loss_weights:  # the name of the "iou" term before all models shared one criterion
+            if "iou" in self.loss_weights:
+                raise InputError("give 'iou' (1 - gIoU) or its old name 'giou', not both", field="loss_weights")
+            self.loss_weights = {("iou" if k == "giou" else k): v for k, v in self.loss_weights.items()}
+        unknown = set(self.loss_weights) - set(LOSS_TERMS)
+        if unknown:
+            raise InputError(f"unknown loss term(s) {sorted(unknown)}; known: {list(LOSS_TERMS)}",
+                             field="loss_weights")
 
 
 PRESETS: dict[str, dict] = {
     "moment_detr": {},
     "qd_detr": dict(
         t2v_layers=2, encode_text=False, saliency_token=True, query_type="anchor", neg_pair=True,
-        loss_weights={"span": 10.0, "giou": 1.0, "label": 4.0, "saliency": 1.0, "rank": 1.0, "neg_pair": 1.0},
+        loss_weights={"span": 10.0, "iou": 1.0, "label": 4.0, "saliency": 1.0, "rank": 1.0, "neg_pair": 1.0},
     ),
 }
 
@@ -194,9 +205,9 @@ class MomentDETR(nn.Module):
         self.criterion = SetCriterion(
             HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou,
                              "focal" if cfg.label_loss == "focal" else "prob"),
-            cfg.loss_weights, eos_coef=cfg.eos_coef, label_loss=cfg.label_loss,
-            saliency_margin=cfg.saliency_margin, rank_levels=cfg.rank_levels, rank_tau=cfg.rank_tau,
-            aux_loss=cfg.aux_loss,
+            cfg.loss_weights, eos_coef=cfg.eos_coef, label_loss=cfg.label_loss, iou_loss="giou",
+            saliency_loss="margin", saliency_margin=cfg.saliency_margin, rank_levels=cfg.rank_levels,
+            rank_tau=cfg.rank_tau, aux_loss=cfg.aux_loss,
         )
 
     # ------------------------------------------------------------------ forward
@@ -288,7 +299,9 @@ class MomentDETR(nn.Module):
 
     # ------------------------------------------------------------------ loss / predictions
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted total loss and the detached value of every term (see :class:`SetCriterion`)."""
+        """Weighted total and the detached value of every term of ``loss_weights`` (``loss_span``,
+        ``loss_iou``, ``loss_label``, + ``_<layer>`` for the earlier decoder layers, ``loss_saliency``,
+        ``loss_rank``, ``loss_neg_pair``; see :mod:`momentkit.models.criterion`)."""
         return self.criterion(outputs, batch)
 
     def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
@@ -296,13 +309,13 @@ class MomentDETR(nn.Module):
         return postprocess(outputs, batch, **kwargs)
 
 
-@register_model("moment_detr")
+@register_model("moment_detr", config=DETRConfig)
 def moment_detr(**cfg) -> MomentDETR:
     """Moment-DETR (Lei et al. 2021), published configuration; ``cfg`` overrides any option."""
     return MomentDETR(make_config("moment_detr", **cfg))
 
 
-@register_model("qd_detr")
+@register_model("qd_detr", config=DETRConfig, presets=PRESETS["qd_detr"])
 def qd_detr(**cfg) -> MomentDETR:
     """QD-DETR (Moon et al. 2023): T2V layers, [SAL] token, anchor queries, negative pairs."""
     return MomentDETR(make_config("qd_detr", **cfg))

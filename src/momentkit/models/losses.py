@@ -1,21 +1,47 @@
-"""Losses of DETR-style moment retrieval models and :class:`SetCriterion`, which combines them.
+"""Elementary losses of the moment-retrieval models; :class:`momentkit.models.criterion.SetCriterion`
+names, weights and combines them (SDST's own ones are in :mod:`momentkit.models.sdst_losses`).
 
-Functions are plain tensor -> scalar (unless ``reduction="none"``); :class:`SetCriterion` applies
-the matcher, names every term (``loss_<name>``, ``loss_<name>_<i>`` for decoder layer i's auxiliary
-copy) and returns ``(weighted_total, terms)``.
+Plain tensor functions (no matching, no bookkeeping). The set losses take the predictions of any
+number of leading "level" dimensions at once and reduce only their own axes: ``span_l1_loss`` and
+``span_iou_loss`` map matched pairs ``(..., n, 2)`` to ``(...)``, ``label_ce_loss`` and
+``label_focal_loss`` map logits ``(..., B, Q, C)`` to ``(...)``. Masks are 1 (True) at valid clips.
+:func:`pack_spans` packs a batch's ground-truth windows once for every loss that reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from momentkit.errors import InputError
 from momentkit.models.heads import FOREGROUND
-from momentkit.spans import cxw_to_xx, elementwise_giou, pairwise_iou
+from momentkit.spans import cxw_to_xx, elementwise_giou, elementwise_iou
+
+
+class PackedSpans(NamedTuple):
+    """The windows of a batch: ``spans (N, 2)`` normalised (centre, width) float32 and ``owner (N,)``
+    (the sample of each window) on the model's device; ``sizes``: the number of windows per sample."""
+
+    spans: torch.Tensor
+    owner: torch.Tensor
+    sizes: tuple[int, ...]
+
+
+def pack_spans(spans: Sequence[torch.Tensor] | PackedSpans, device=None) -> PackedSpans:
+    """B tensors ``(n_i, 2)`` -> :class:`PackedSpans` on ``device`` (concatenated where they are, then
+    copied once); a :class:`PackedSpans` is returned as it is."""
+    if isinstance(spans, PackedSpans):
+        return spans
+    sizes = tuple(len(s) for s in spans)
+    if not sizes:
+        raise ValueError("no samples")
+    home = {s.device for s in spans}
+    parts = [s.reshape(-1, 2) for s in spans] if len(home) == 1 else [s.to(device).reshape(-1, 2) for s in spans]
+    packed = torch.cat(parts).to(device=device, dtype=torch.float32)
+    owner = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(packed.device)
+    return PackedSpans(packed, owner, sizes)
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -40,22 +66,23 @@ def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0,
 
 
 def span_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over matched spans and both coordinates (Moment-DETR); 0 if none."""
-    return F.l1_loss(pred, target) if len(pred) else pred.sum() * 0.0
+    """Mean absolute error of matched spans ``(..., n, 2)`` over the n pairs and both coordinates -> ``(...)``;
+    0 without pairs."""
+    if not pred.shape[-2]:
+        return pred.sum((-2, -1)) * 0.0
+    return (pred - target).abs().mean((-2, -1))
 
 
 def span_iou_loss(pred_cxw: torch.Tensor, target_cxw: torch.Tensor, kind: str = "giou") -> torch.Tensor:
-    """Mean of ``1 - gIoU`` (``kind="giou"``) or ``1 - IoU`` (``"iou"``) over matched cxw spans; 0 if none."""
-    if not len(pred_cxw):
-        return pred_cxw.sum() * 0.0
-    a, b = cxw_to_xx(pred_cxw), cxw_to_xx(target_cxw)
-    if kind == "giou":
-        sim = elementwise_giou(a, b)
-    elif kind == "iou":
-        sim = torch.diagonal(pairwise_iou(a, b)[0])
-    else:
+    """Mean of ``1 - gIoU`` (``kind="giou"``) or ``1 - IoU`` (``"iou"``) of matched (centre, width) spans
+    ``(..., n, 2)`` over the n pairs -> ``(...)``; 0 without pairs."""
+    if kind not in ("giou", "iou"):
         raise ValueError(f"kind must be 'giou' or 'iou', got {kind!r}")
-    return (1 - sim).mean()
+    if not pred_cxw.shape[-2]:
+        return pred_cxw.sum((-2, -1)) * 0.0
+    a, b = cxw_to_xx(pred_cxw), cxw_to_xx(target_cxw)
+    sim = elementwise_giou(a, b) if kind == "giou" else elementwise_iou(a, b)
+    return (1 - sim).mean(-1)
 
 
 def saliency_margin_loss(scores, pos_idx, neg_idx, margin: float = 0.2, valid=None) -> torch.Tensor:
@@ -122,109 +149,28 @@ def info_nce_loss(similarity, positives, temperature: float = 0.07, valid=None) 
     return per_row[n > 0].mean() if (n > 0).any() else logits.sum() * 0.0
 
 
-def label_ce_loss(logits, matched: tuple[torch.Tensor, torch.Tensor], eos_coef: float = 0.1) -> torch.Tensor:
-    """Moment-DETR: 2-way softmax CE, matched queries foreground (0), the rest background (1) with
-    weight ``eos_coef``; mean over all queries."""
-    target = torch.full(logits.shape[:2], 1 - FOREGROUND, dtype=torch.int64, device=logits.device)
+def label_ce_loss(logits, matched: tuple[torch.Tensor, ...], eos_coef: float = 0.1) -> torch.Tensor:
+    """Moment-DETR: 2-way softmax CE of ``logits (..., B, Q, 2)``, matched queries foreground, the rest
+    background with weight ``eos_coef``; mean over the B * Q queries -> ``(...)``.
+
+    ``matched``: one index tensor per dimension of ``logits.shape[:-1]`` (the matched queries)."""
+    target = torch.full(logits.shape[:-1], 1 - FOREGROUND, dtype=torch.int64, device=logits.device)
     target[matched] = FOREGROUND
     weight = logits.new_ones(2)
     weight[1 - FOREGROUND] = eos_coef
-    return F.cross_entropy(logits.transpose(1, 2), target, weight, reduction="none").mean()
+    # (N, 2, Q) per group of B * Q queries, as F.cross_entropy wants the classes second
+    ce = F.cross_entropy(logits.flatten(0, -3).transpose(1, 2), target.flatten(0, -2), weight, reduction="none")
+    return ce.view(target.shape).mean((-2, -1))
 
 
-def label_focal_loss(logits, matched, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Sigmoid focal loss on a single foreground logit; matched queries are positives."""
-    target = torch.zeros(logits.shape[:2], device=logits.device, dtype=logits.dtype)
+def label_focal_loss(logits, matched: tuple[torch.Tensor, ...], alpha: float = 0.25,
+                     gamma: float = 2.0) -> torch.Tensor:
+    """Sigmoid focal loss of a single foreground logit ``(..., B, Q, 1)``, matched queries positive; the
+    sum over the B * Q queries divided by the number of matched queries among them (at least 1) -> ``(...)``.
+
+    ``matched``: one index tensor per dimension of ``logits.shape[:-1]``; every group of B * Q queries
+    has the same number of matched ones (one matching per level)."""
+    target = torch.zeros(logits.shape[:-1], device=logits.device, dtype=logits.dtype)
     target[matched] = 1.0
-    n = max(int(matched[0].numel()), 1)
-    return sigmoid_focal_loss(logits[..., 0], target, alpha, gamma, reduction="sum") / n
-
-
-def _on(x, device):
-    return None if x is None else torch.as_tensor(x, device=device)
-
-
-class SetCriterion(nn.Module):
-    """Match predictions to targets and combine the weighted losses, DETR style.
-
-    ``weights`` names the active terms: ``span`` (L1), ``giou`` (or ``iou`` with ``span_iou="iou"``),
-    ``label``, applied to the last decoder layer and, with ``aux_loss``, to every other layer (its
-    own matching); ``saliency`` (margin), ``rank`` (rank contrastive) and ``neg_pair`` on the
-    saliency scores. Batch keys used: ``spans``, ``video_mask``, ``saliency_pos_idx`` /
-    ``saliency_neg_idx`` (+ optional ``saliency_valid``), ``saliency`` (dense, for ``rank``); a
-    saliency term whose inputs are missing is skipped.
-    """
-
-    SET_TERMS = ("span", "giou", "label")
-    SALIENCY_TERMS = ("saliency", "rank", "neg_pair")
-
-    def __init__(self, matcher: nn.Module, weights: dict[str, float], eos_coef: float = 0.1,
-                 label_loss: str = "ce", focal_alpha: float = 0.25, focal_gamma: float = 2.0,
-                 span_iou: str = "giou", saliency_margin: float = 0.2, rank_levels: int = 12,
-                 rank_tau: float = 0.5, aux_loss: bool = True):
-        super().__init__()
-        if label_loss not in ("ce", "focal") or span_iou not in ("giou", "iou"):
-            raise ValueError(f"label_loss must be 'ce' or 'focal' and span_iou 'giou' or 'iou', "
-                             f"got {label_loss!r}, {span_iou!r}")
-        unknown = set(weights) - set(self.SET_TERMS + self.SALIENCY_TERMS)
-        if unknown:
-            raise InputError(f"unknown loss term(s) {sorted(unknown)}", field="loss_weights")
-        self.matcher, self.weights = matcher, dict(weights)
-        self.eos_coef, self.label_loss, self.span_iou = eos_coef, label_loss, span_iou
-        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
-        self.saliency_margin, self.rank_levels, self.rank_tau = saliency_margin, rank_levels, rank_tau
-        self.aux_loss = aux_loss
-
-    def _set_losses(self, out: dict, targets: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        indices = self.matcher(out, targets)
-        dev = out["pred_spans"].device
-        batch_idx = torch.cat([torch.full_like(p, i) for i, (p, _) in enumerate(indices)]).to(dev)
-        pred_idx = torch.cat([p for p, _ in indices]).to(dev)
-        pred = out["pred_spans"][batch_idx, pred_idx]
-        tgt = torch.cat([t.to(dev)[j] for t, (_, j) in zip(targets, indices)]).to(pred.dtype)
-        terms = {}
-        if "span" in self.weights:
-            terms["span"] = span_l1_loss(pred, tgt)
-        if "giou" in self.weights:
-            terms["giou"] = span_iou_loss(pred, tgt, self.span_iou)
-        if "label" in self.weights:
-            if self.label_loss == "focal":
-                terms["label"] = label_focal_loss(out["pred_logits"], (batch_idx, pred_idx),
-                                                  self.focal_alpha, self.focal_gamma)
-            else:
-                terms["label"] = label_ce_loss(out["pred_logits"], (batch_idx, pred_idx), self.eos_coef)
-        return terms
-
-    def _saliency_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        s = out["saliency_scores"]
-        mask = batch["video_mask"].to(s.device)
-        terms = {}
-        if "saliency" in self.weights and "saliency_pos_idx" in batch:
-            terms["saliency"] = saliency_margin_loss(
-                s, batch["saliency_pos_idx"].to(s.device), batch["saliency_neg_idx"].to(s.device),
-                self.saliency_margin, _on(batch.get("saliency_valid"), s.device))
-        neg = out.get("saliency_scores_neg")
-        if "rank" in self.weights and "saliency" in batch:
-            terms["rank"] = rank_contrastive_loss(s, batch["saliency"].to(s), mask, self.rank_levels,
-                                                  self.rank_tau, neg)
-        if "neg_pair" in self.weights and neg is not None:
-            terms["neg_pair"] = neg_pair_saliency_loss(neg, mask)
-        return terms
-
-    def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if "spans" not in batch:
-            raise InputError("missing from the batch", field="spans")
-        targets = batch["spans"]
-        if len(targets) != outputs["pred_spans"].shape[0]:
-            raise InputError(f"{len(targets)} target lists for a batch of {outputs['pred_spans'].shape[0]}",
-                             field="spans")
-        terms = self._set_losses(outputs, targets)
-        terms.update(self._saliency_losses(outputs, batch))
-        named = {f"loss_{k}": v for k, v in terms.items()}
-        total = sum(self.weights[k] * v for k, v in terms.items())
-        if self.aux_loss:
-            for i, aux in enumerate(outputs.get("aux_outputs", [])):
-                for k, v in self._set_losses(aux, targets).items():
-                    named[f"loss_{k}_{i}"] = v
-                    total = total + self.weights[k] * v
-        return total, {k: v.detach() for k, v in named.items()}
+    n = max(matched[0].numel() // logits.shape[:-3].numel(), 1)
+    return sigmoid_focal_loss(logits[..., 0], target, alpha, gamma, reduction="none").sum((-2, -1)) / n

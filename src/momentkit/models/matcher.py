@@ -5,7 +5,8 @@ every sample), then split per sample and solved with :func:`scipy.optimize.linea
 Cost = ``cost_class * C_class + cost_span * L1(cxw) - cost_giou * gIoU(start-end)`` where
 ``C_class`` is ``-p(foreground)`` (``class_cost="prob"``, DETR / Moment-DETR) or the focal cost of
 Deformable DETR (``class_cost="focal"``). :meth:`HungarianMatcher.match_levels` matches several
-levels of predictions (SDST's recurrence) to the same targets with one cost matrix and one copy.
+levels of predictions (decoder layers, SDST's levels) to the same targets with one cost matrix and one
+copy, each level on its own; :class:`momentkit.models.criterion.SetCriterion` matches with it.
 """
 
 from __future__ import annotations

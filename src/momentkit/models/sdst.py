@@ -31,10 +31,10 @@ Choices where the paper leaves room (each visible in :class:`SDSTConfig`):
   its own projections, dense and sparse sub-layers; heads, pooling and queries are always shared.
 - Initialisation: Xavier for attention, Kaiming (normal, ReLU gain) for FFNs, zero biases; the class
   bias starts at the focal prior ``p = 0.01`` (Deformable DETR); deformable heads as in :mod:`.rdsa`.
-- Matching uses the shared :class:`HungarianMatcher` (focal class cost, L1, gIoU), all levels in one
-  cost matrix (:meth:`HungarianMatcher.match_levels`); the set losses of every level are computed
-  together (:func:`.sdst_losses.level_set_losses`, per level the values of :class:`SetCriterion` with
-  ``span_iou="iou"``); the regression loss ``1 - IoU`` is reported as ``loss_iou``.
+- Losses: the shared :class:`~momentkit.models.criterion.SetCriterion` (as Moment-DETR's), with the
+  :class:`HungarianMatcher` (focal class cost, L1, gIoU) matching every level on its own, all levels in
+  one cost matrix; set terms ``span``, ``iou`` (``1 - IoU``), ``label`` (focal) at every level,
+  ``saliency`` (SampledNCE), ``video_align``, ``layer_align``, ``actionness`` (see :mod:`.criterion`).
 - The alignment losses use the projected clips ``V^l`` and ``pool(T^l)`` of every level; their
   positives are the clips that overlap a ground-truth window (see :mod:`.sdst_losses`).
 
@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from momentkit.errors import InputError
+from momentkit.models.criterion import SetCriterion
 from momentkit.models.layers import MLP, input_projection, inverse_sigmoid
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.position_encoding import build_position_encoding, span_sine_embedding
@@ -78,16 +79,6 @@ from momentkit.models.rdsa import (
     roi_align_1d,
 )
 from momentkit.models.registry import register_model
-from momentkit.models.sdst_losses import (
-    SET_TERMS,
-    actionness_loss,
-    clips_in_spans,
-    layer_alignment_loss,
-    level_set_losses,
-    pack_spans,
-    sampled_nce_loss,
-    video_alignment_loss,
-)
 from momentkit.models.transformer import AttentionBlock, FeedForwardBlock
 from momentkit.models.utils import count_parameters
 
@@ -299,8 +290,11 @@ class SDST(nn.Module):
         self.span_head = MLP(d, d, 2, cfg.reg_layers)
         self.actionness_head = MLP(cfg.roi_size * d, d, 1, cfg.act_layers)
         self._init_weights()
-        self.matcher = HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou, "focal", cfg.focal_alpha,
-                                        cfg.focal_gamma)
+        self.criterion = SetCriterion(
+            HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou, "focal", cfg.focal_alpha, cfg.focal_gamma),
+            cfg.loss_weights, label_loss="focal", focal_alpha=cfg.focal_alpha, focal_gamma=cfg.focal_gamma,
+            iou_loss="iou", saliency_loss="sampled_nce", temperature=cfg.temperature, aux_loss=cfg.aux_loss,
+        )
 
     def _init_weights(self) -> None:
         for mod in self.modules():
@@ -438,66 +432,11 @@ class SDST(nn.Module):
 
     # ------------------------------------------------------------------ loss / predictions
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted total and the detached value of every term: ``loss_span``, ``loss_iou``,
-        ``loss_label`` (+ ``_<level>`` for the earlier levels), ``loss_saliency``, ``loss_video_align``,
-        ``loss_layer_align``, ``loss_actionness``.
-
-        The ground-truth windows are packed once, every level is matched with one cost matrix
-        (:func:`level_set_losses`) and no term waits for the device otherwise.
-        """
-        cfg = self.config
-        w = cfg.loss_weights
-        if "spans" not in batch:
-            raise InputError("missing from the batch", field="spans")
-        b = outputs["pred_spans"].shape[0]
-        if len(batch["spans"]) != b:
-            raise InputError(f"{len(batch['spans'])} target lists for a batch of {b}", field="spans")
-        targets = pack_spans(batch["spans"], outputs["pred_spans"].device)
-        values: dict[str, torch.Tensor] = {}  # term -> value entering the total (weighted below)
-        named: dict[str, torch.Tensor] = {}
-        set_terms = [k for k in SET_TERMS if k in w]
-        if set_terms:
-            if "level_spans" in outputs:
-                logits, spans = outputs["level_logits"], outputs["level_spans"]
-            else:
-                levels = [*outputs.get("aux_outputs", []), outputs]
-                logits = torch.stack([o["pred_logits"] for o in levels])
-                spans = torch.stack([o["pred_spans"] for o in levels])
-            if not cfg.aux_loss:
-                logits, spans = logits[-1:], spans[-1:]
-            per_level = level_set_losses(logits, spans, targets, self.matcher, set_terms, cfg.focal_alpha,
-                                         cfg.focal_gamma)
-            last = len(spans) - 1
-            for level in (last, *range(last)):
-                for k in set_terms:
-                    named[f"loss_{k}" if level == last else f"loss_{k}_{level}"] = per_level[k][level]
-            for k in set_terms:
-                values[k] = per_level[k].sum()
-        mask = batch["video_mask"].to(outputs["saliency_scores"].device).bool()
-        extra = {}
-        if "saliency" in w and "saliency" in batch and "saliency_pos_idx" in batch:
-            dev = mask.device
-            valid = batch.get("saliency_valid")
-            extra["saliency"] = sampled_nce_loss(
-                outputs["saliency_scores"], batch["saliency"].to(dev), batch["saliency_pos_idx"].to(dev), mask,
-                cfg.temperature, None if valid is None else torch.as_tensor(valid, device=dev))
-        if "video_align" in w or "layer_align" in w:
-            positives = clips_in_spans(targets, mask)
-            video = F.normalize(outputs["level_video"].float(), dim=-1)  # shared by both terms
-            text = F.normalize(outputs["level_text"].float(), dim=-1)
-            if "video_align" in w:
-                extra["video_align"] = video_alignment_loss(video, text, positives, mask, cfg.temperature,
-                                                            batch.get("meta"), normalized=True)
-            if "layer_align" in w:
-                extra["layer_align"] = layer_alignment_loss(video, text, positives, cfg.temperature,
-                                                            normalized=True)
-        if "actionness" in w:
-            extra["actionness"] = actionness_loss(outputs["pred_actionness"], outputs["pred_spans"], targets)
-        for name, value in extra.items():
-            values[name] = value
-            named[f"loss_{name}"] = value
-        total = sum((float(w[name]) * value for name, value in values.items()), outputs["pred_spans"].new_zeros(()))
-        return total, {k: v.detach() for k, v in named.items()}
+        """Weighted total and the detached value of every term of ``loss_weights``: ``loss_span``,
+        ``loss_iou``, ``loss_label`` (+ ``_<level>`` for the earlier levels), ``loss_saliency``,
+        ``loss_video_align``, ``loss_layer_align``, ``loss_actionness`` (see :mod:`momentkit.models.criterion`:
+        every level matched with one cost matrix, no other wait for the device)."""
+        return self.criterion(outputs, batch)
 
     def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
         """Prediction rows in seconds ranked by ``sqrt(p_cls * actionness)``, soft-NMS (``gaussian``)
@@ -513,7 +452,7 @@ def sdst(**cfg) -> SDST:
     return SDST(make_config(**cfg))
 
 
-register_model("sdst")(sdst)
+register_model("sdst", config=SDSTConfig)(sdst)
 
 
 # ----------------------------------------------------------------------------- parameter count

@@ -1,9 +1,6 @@
-"""SDST's loss terms beyond the DETR set losses of :mod:`momentkit.models.losses` (which it reuses).
+"""SDST's elementary losses beyond those of :mod:`momentkit.models.losses`; the terms of
+:class:`momentkit.models.criterion.SetCriterion` that SDST uses call them.
 
-- :func:`pack_spans`: the ground-truth windows of a batch packed once (one tensor on the device, the
-  sample of each window) for every term below.
-- :func:`level_set_losses`: Hungarian matching and the set losses (L1, ``1 - IoU``, focal class) of
-  every level at once: one cost matrix, one device-to-host copy, one host-to-device copy.
 - :func:`sampled_nce_loss`: R2-Tuning's SampledNCE saliency ranking (highlight detection).
 - :func:`clips_in_spans`: which clips overlap a ground-truth window (the alignment positives).
 - :func:`video_alignment_loss` / :func:`layer_alignment_loss`: the video-level and layer-wise InfoNCE
@@ -11,81 +8,22 @@
 - :func:`max_iou_targets` / :func:`actionness_loss`: the actionness target (max IoU of each predicted
   segment with any ground-truth window) and its L1 loss.
 
-All functions take batched tensors and are vectorised; similarities are computed in float32. None of
-them waits for the device except the matcher's one copy: no boolean-mask indexing, ``nonzero`` or
-``.item()`` (masks are applied as weights, means divide by counts clamped to 1).
+Ground-truth windows are B tensors ``(n_i, 2)`` or :func:`momentkit.models.losses.pack_spans` (packed
+once per batch by the criterion); masks are True at valid clips. All functions take batched tensors
+and are vectorised; similarities are computed in float32. None of them waits for the device: no
+boolean-mask indexing, ``nonzero`` or ``.item()`` (masks are applied as weights, means divide by counts
+clamped to 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from momentkit.models.losses import sigmoid_focal_loss
-from momentkit.models.matcher import HungarianMatcher
-from momentkit.spans import cxw_to_xx, elementwise_iou, pairwise_iou
-
-SET_TERMS = ("span", "iou", "label")
-
-
-class PackedSpans(NamedTuple):
-    """The windows of a batch: ``spans (N, 2)`` normalised (centre, width) float32 and ``owner (N,)``
-    (the sample of each window) on the model's device; ``sizes``: the number of windows per sample."""
-
-    spans: torch.Tensor
-    owner: torch.Tensor
-    sizes: tuple[int, ...]
-
-
-def pack_spans(spans: Sequence[torch.Tensor] | PackedSpans, device=None) -> PackedSpans:
-    """B tensors ``(n_i, 2)`` -> :class:`PackedSpans` on ``device`` (concatenated where they are, then
-    copied once); a :class:`PackedSpans` is returned as it is."""
-    if isinstance(spans, PackedSpans):
-        return spans
-    sizes = tuple(len(s) for s in spans)
-    if not sizes:
-        raise ValueError("no samples")
-    home = {s.device for s in spans}
-    parts = [s.reshape(-1, 2) for s in spans] if len(home) == 1 else [s.to(device).reshape(-1, 2) for s in spans]
-    packed = torch.cat(parts).to(device=device, dtype=torch.float32)
-    owner = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(packed.device)
-    return PackedSpans(packed, owner, sizes)
-
-
-def level_set_losses(logits: torch.Tensor, spans: torch.Tensor, targets: Sequence[torch.Tensor] | PackedSpans,
-                     matcher: HungarianMatcher, terms: Sequence[str] = SET_TERMS, focal_alpha: float = 0.25,
-                     focal_gamma: float = 2.0) -> dict[str, torch.Tensor]:
-    """The DETR set losses of ``L`` levels of predictions, each level matched on its own.
-
-    ``logits (L, B, M, 1)``, ``spans (L, B, M, 2)`` normalised (centre, width); ``targets``: B tensors
-    ``(n_i, 2)`` or :func:`pack_spans`. Returns, for each of ``terms``, an ``(L,)`` tensor: ``span`` the
-    mean L1 over the matched pairs and both coordinates, ``iou`` the mean ``1 - IoU``, ``label`` the
-    sigmoid focal loss over all predictions (matched = 1) summed and divided by the number of matched
-    pairs -- per level the values of :class:`momentkit.models.losses.SetCriterion` with
-    ``span_iou="iou"``, ``label_loss="focal"``.
-    """
-    nl, b, m = spans.shape[:3]
-    packed = pack_spans(targets, spans.device)
-    match = matcher.match_levels(logits, spans, packed.spans, list(packed.sizes)).to(spans.device)
-    n = match.shape[1] // nl  # matched pairs per level
-    level, sample, pred, tgt = match.unbind(0)
-    out = {}
-    if "span" in terms or "iou" in terms:
-        p = spans[level, sample, pred].view(nl, n, 2)
-        t = packed.spans[tgt].view(nl, n, 2).to(p.dtype)
-        if "span" in terms:
-            out["span"] = (p - t).abs().mean((1, 2)) if n else spans.sum((1, 2, 3)) * 0.0
-        if "iou" in terms:
-            out["iou"] = (1 - elementwise_iou(cxw_to_xx(p), cxw_to_xx(t))).mean(1) if n else spans.sum((1, 2, 3)) * 0.0
-    if "label" in terms:
-        target = torch.zeros(logits.shape[:3], device=logits.device, dtype=logits.dtype)
-        target[level, sample, pred] = 1.0
-        focal = sigmoid_focal_loss(logits[..., 0], target, focal_alpha, focal_gamma, reduction="none")
-        out["label"] = focal.sum((1, 2)) / max(n, 1)
-    return out
+from momentkit.models.losses import PackedSpans, pack_spans
+from momentkit.spans import cxw_to_xx, pairwise_iou
 
 
 def sampled_nce_loss(similarity, saliency, pos_idx, mask, temperature: float = 0.07, valid=None,
