@@ -26,12 +26,10 @@ def _predictor(ckpt):
     if ckpt:
         return Predictor.from_checkpoint(ckpt)
     from momentkit.cli.demo import DEMO_CONFIG
-    from momentkit.config import from_dict
     from momentkit.models import create_model
-    from momentkit.training.config import ExperimentConfig
+    from momentkit.training.config import parse_config
 
-    cfg = from_dict(ExperimentConfig, {**DEMO_CONFIG, "model": {**DEMO_CONFIG["model"], "video_dim": 258,
-                                                                "text_dim": 128}})
+    cfg = parse_config({**DEMO_CONFIG, "model": {**DEMO_CONFIG["model"], "video_dim": 258, "text_dim": 128}})
     return Predictor(create_model(**cfg.model), cfg)
 
 

@@ -20,28 +20,25 @@ def seeds():
     return mod
 
 
-def _grounding_run(rdir: Path, final: float, per_epoch: dict[int, float]) -> None:
+def _run(rdir: Path, key: str, final: float, per_epoch: dict[int, float]) -> None:
+    """A finished run in the engine's layout: metrics_val.json and curve.csv (1-based epochs)."""
     rdir.mkdir(parents=True)
-    (rdir / "metrics_val.json").write_text(json.dumps({"brief": {"MR-full-mAP": final}}))
+    (rdir / "metrics_val.json").write_text(json.dumps({"brief": {key: final}}))
     (rdir / "wall_seconds.txt").write_text("120.0\n")
-    log = rdir / "logs" / "csv"
-    log.mkdir(parents=True)
-    lines = ["epoch,step,train/loss,val/MR-full-mAP"]
-    for epoch, value in per_epoch.items():  # a training row, then the validation row (0-based epochs)
-        lines += [f"{epoch - 1},{epoch * 10},1.0,", f"{epoch - 1},{epoch * 10},,{value}"]
-    (log / "metrics.csv").write_text("\n".join(lines) + "\n")
+    lines = [f"epoch,step,minutes,{key}"] + [f"{e},{e * 10},{e / 10},{v}" for e, v in per_epoch.items()]
+    (rdir / "curve.csv").write_text("\n".join(lines) + "\n")
 
 
-def test_collect_and_at_epoch(seeds, tmp_path, capsys):
-    study = {"name": "t", "metrics_file": "metrics_val.json", "metrics_root": ["brief"],
-             "metrics": ["MR-full-mAP"], "runs": [{"label": "A (x)", "config": "a.yaml"},
-                                                   {"label": "B", "config": "b.yaml"}]}
+@pytest.mark.parametrize("key", ["MR-full-mAP", "target/val/average-mAP"])  # a grounding and a detection run
+def test_collect_and_at_epoch(seeds, tmp_path, key):
+    study = {"name": "t", "metrics": [key], "runs": [{"label": "A (x)", "config": "a.yaml"},
+                                                     {"label": "B", "config": "b.yaml"}]}
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     out = tmp_path / "out"
-    _grounding_run(out / "A__x" / "seed0", 10.0, {4: 1.0, 8: 3.0})
-    _grounding_run(out / "A__x" / "seed1", 14.0, {4: 2.0, 8: 5.0})
-    _grounding_run(out / "B" / "seed0", 7.0, {4: 6.0})  # seed 1 never finished
+    _run(out / "A__x" / "seed0", key, 10.0, {4: 1.0, 8: 3.0})
+    _run(out / "A__x" / "seed1", key, 14.0, {4: 2.0, 8: 5.0})
+    _run(out / "B" / "seed0", key, 7.0, {4: 6.0})  # seed 1 never finished
     assert seeds.main([str(path), "--seeds", "0", "1", "--out", str(out), "--collect"]) == 0
     table = (out / "summary.md").read_text()
     assert "| A (x) | 2 | 12.00 ± 2.83 | 2.0 |" in table  # mean 12, sample std sqrt(8)
@@ -53,11 +50,7 @@ def test_collect_and_at_epoch(seeds, tmp_path, capsys):
     assert "| A (x) | 2 | 4.00 ± 1.41 | - |" in table and "| B | 0 |" in table
 
 
-def test_history_of_action_localisation_runs(seeds, tmp_path):
-    rdir = tmp_path / "r"
-    rdir.mkdir()
-    (rdir / "metrics.json").write_text(json.dumps({"history": [
-        {"epoch": 1, "source/val/average-mAP": 90.0, "target/val/average-mAP": 50.0},
-        {"epoch": 3, "source/val/average-mAP": 95.0, "target/val/average-mAP": 55.0}]}))
-    study = {"metrics_file": "metrics.json", "metrics_root": ["splits", "target/val"]}
-    assert seeds.history(study, rdir) == [{"epoch": 2, "average-mAP": 50.0}, {"epoch": 4, "average-mAP": 55.0}]
+def test_seeds_has_no_per_task_branch():
+    text = (REPO / "benchmarks" / "seeds.py").read_text()
+    for word in ('"history" in', '"metrics.json"', "action localisation", "metrics_root"):
+        assert word not in text, word

@@ -436,10 +436,11 @@ def test_cli_charades(charades, tmp_path, capsys):
     ("epic100_s6.yaml", 0.3, [0.6, 0.1, 1.0, 0.6, 0.2, 0.4]),  # thesis Tab. 2.3, S6
 ])
 def test_scenario_configs(name, alpha, levels):
-    from momentkit.tal.train import load_tal_config
+    from momentkit.training.config import load_config
 
-    cfg = load_tal_config(Path(__file__).resolve().parents[1] / "configs" / "tal" / name)
-    assert cfg.align.mode == "sada" and cfg.align.alpha == alpha and cfg.align.level_weights == levels
-    assert cfg.align.weight == 2.0 and cfg.model.num_classes == 10 and cfg.data.classes == VERBS
-    assert cfg.data.target is not None and cfg.eval.splits == ["source/val", "target/val"]
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tal" / name)
+    align = cfg.model["align"]
+    assert align["mode"] == "sada" and align["alpha"] == alpha and align["level_weights"] == levels
+    assert align["weight"] == 2.0 and cfg.model["num_classes"] == 10 and cfg.data.classes == VERBS
+    assert cfg.data.target is not None and cfg.eval.domains == ["source", "target"]
     assert list(EPIC_VERBS) == VERBS

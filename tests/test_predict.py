@@ -14,11 +14,11 @@ pytest.importorskip("av")
 pytest.importorskip("transformers")
 
 from momentkit.cli.main import main  # noqa: E402
-from momentkit.config import from_dict  # noqa: E402
 from momentkit.errors import InputError  # noqa: E402
 from momentkit.io import write_jsonl  # noqa: E402
 from momentkit.models.postprocess import postprocess  # noqa: E402
 from momentkit.predict import Predictor, window_starts  # noqa: E402
+from momentkit.tasks.grounding import GroundingDataConfig, GroundingEvalConfig  # noqa: E402
 from momentkit.training.config import ExperimentConfig, load_config  # noqa: E402
 from momentkit.training.runner import train  # noqa: E402
 from momentkit.video.backbones import create_backbone  # noqa: E402
@@ -110,9 +110,9 @@ class MarkerModel(nn.Module):
 
 
 def _marker_predictor(**options):
-    cfg = from_dict(ExperimentConfig, {"data": {"clip_len": 2.0, "max_v_len": 4, "use_tef": True},
-                                       "model": {"name": "marker"},
-                                       "eval": {"max_windows": 3, "nms": "hard", "nms_threshold": 0.4}})
+    cfg = ExperimentConfig(task="grounding", data=GroundingDataConfig(clip_len=2.0, max_v_len=4, use_tef=True),
+                           model={"name": "marker"},
+                           eval=GroundingEvalConfig(max_windows=3, nms="hard", nms_threshold=0.4))
     return Predictor(MarkerModel(), cfg, **options)
 
 

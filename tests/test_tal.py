@@ -1,4 +1,4 @@
-"""Temporal action localisation detector, SADA / DANN alignment, two-domain data, training runner."""
+"""Temporal action localisation detector, SADA / DANN alignment, two-domain data, training through the engine."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_detector_loss_hand_values(reg_loss, expected_reg):
                "anchor_mask": torch.tensor([[True, True]])}
     targets = (torch.tensor([[[1.0], [0.0]]]), torch.tensor([[[1.0, 3.0], [0.0, 0.0]]]),
                torch.tensor([[True, False]]), torch.tensor([[1, 0]]))
-    total, terms = m.loss(outputs, None, targets)
+    total, terms = m.detection_loss(outputs, targets)
     # focal at p = 0.5: ln2 * 0.25 * (alpha 0.25 for the positive + 0.75 for the negative), / 1 positive
     assert terms["loss_cls"].item() == pytest.approx(0.25 * LN2)
     assert terms["loss_reg"].item() == pytest.approx(expected_reg)
@@ -260,18 +260,24 @@ def tiny_shift(tmp_path_factory):
     return root
 
 
+def _tiny(tiny_shift, extra=()):
+    return [f"data.source={tiny_shift}/annotations/source.json", f"data.video_features=[{tiny_shift}/features/video_features]",
+            "train.epochs=2", "train.eval_every=1", "model.embed_dim=16", "model.head_dim=16",
+            "model.align.disc_hidden=16", "data.max_seq_len=64", *extra]
+
+
 def test_end_to_end_sada_tiny(tiny_shift, tmp_path):
     from momentkit.metrics import evaluate_detection
-    from momentkit.tal.train import load_tal_config, train_tal
+    from momentkit.training.config import load_config
+    from momentkit.training.runner import train
 
-    cfg = load_tal_config("configs/tal/domain_shift_small_sada.yaml", [
-        f"data.source={tiny_shift}/annotations/source.json", f"data.target={tiny_shift}/annotations/target.json",
-        f"data.video_features=[{tiny_shift}/features/video_features]", f"train.out_dir={tmp_path}",
-        "train.epochs=2", "train.eval_every=1", "model.embed_dim=16", "model.head_dim=16",
-        "align.disc_hidden=16", "data.max_seq_len=64"])
-    result = train_tal(cfg)
-    assert result["monitor"] == "source/val" and len(result["history"]) == 2
-    saved = json.loads((tmp_path / "metrics.json").read_text())
+    cfg = load_config("configs/tal/domain_shift_small_sada.yaml", _tiny(tiny_shift, [
+        f"data.target={tiny_shift}/annotations/target.json", f"train.out_dir={tmp_path}"]))
+    assert cfg.task == "detection" and cfg.train.monitor == "source/val/average-mAP"
+    result = train(cfg)
+    assert [r["epoch"] for r in result["curve"]] == [1, 2]
+    saved = json.loads((tmp_path / "metrics_val.json").read_text())
+    assert set(saved) == {"brief", "source/val", "target/val"}
     for split in ("source/val", "target/val"):
         preds = json.loads((tmp_path / f"predictions_{split.replace('/', '_')}.json").read_text())
         ann = json.loads((tiny_shift / "annotations" / f"{split.split('/')[0]}.json").read_text())["database"]
@@ -281,30 +287,56 @@ def test_end_to_end_sada_tiny(tiny_shift, tmp_path):
             assert rows and len(rows) <= 200
             assert all(0 <= r["segment"][0] < r["segment"][1] <= val[vid]["duration"] for r in rows)
             assert all(0 < r["score"] <= 1 for r in rows)
+            assert all(isinstance(r["label"], str) for r in rows)  # class names, as ActivityNet writes them
         m = evaluate_detection(preds, {"database": val}, tiou="epic")
-        assert m["average-mAP"] == saved["splits"][split]["average-mAP"]
+        assert m["average-mAP"] == saved[split]["average-mAP"] == saved["brief"][f"{split}/average-mAP"]
         assert 0.0 <= m["average-mAP"] <= 100.0
-    ckpt = torch.load(tmp_path / "best.pt", weights_only=False)
-    assert ckpt["epoch"] == result["best_epoch"] and "detector" in ckpt
+    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert any(k.startswith("ema_model.") for k in ckpt["state_dict"])  # the EMA copy is checkpointed
+    best = max(result["curve"], key=lambda r: r["source/val/average-mAP"])
+    assert best["source/val/average-mAP"] == saved["brief"]["source/val/average-mAP"]
 
 
 def test_momentkit_train_runs_two_domain_and_single_domain_configs(tiny_shift, tmp_path, capsys):
     from momentkit.cli.main import main
 
-    common = [f"data.source={tiny_shift}/annotations/source.json",
-              f"data.video_features=[{tiny_shift}/features/video_features]", "train.epochs=1",
-              "train.eval_every=1", "model.embed_dim=16", "model.head_dim=16", "align.disc_hidden=16",
-              "data.max_seq_len=64"]
     runs = {"dann": ("configs/tal/domain_shift_small_dann.yaml",
-                     [f"data.target={tiny_shift}/annotations/target.json"]),
-            "single": ("configs/tal/tal_small.yaml", ["eval.splits=[source/val]"])}
+                     [f"data.target={tiny_shift}/annotations/target.json", "eval.domains=[source, target]"]),
+            "single": ("configs/tal/tal_small.yaml", ["eval.domains=[source]"])}
     for name, (config, extra) in runs.items():
         args = ["train", config, "--set", f"train.out_dir={tmp_path / name}"]
-        for item in common + extra:
+        for item in _tiny(tiny_shift, ["train.epochs=1", *extra]):
+            if name == "single" and item.startswith("model.align"):
+                continue
             args += ["--set", item]
         assert main(args) == 0
-        saved = json.loads((tmp_path / name / "metrics.json").read_text())
-        assert saved["align"] == ("global" if name == "dann" else "none")
-        assert list(saved["splits"]) == (["source/val", "target/val"] if name == "dann" else ["source/val"])
-    assert "best epoch 0 by source/val average-mAP" in capsys.readouterr().out
-    assert main(["train", "configs/tal/tal_small.yaml", "--resume"]) == 2  # one clear error, no traceback
+        saved = json.loads((tmp_path / name / "metrics_val.json").read_text())
+        assert [k for k in saved if k != "brief"] == (["source/val", "target/val"] if name == "dann" else ["source/val"])
+        for f in ("config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "model.safetensors", "curve.csv",
+                  "curve.png", "logs/csv/metrics.csv"):
+            assert (tmp_path / name / f).is_file(), f
+    assert "source/val/average-mAP" in capsys.readouterr().out  # the metrics table is not empty
+    # nothing to resume in a fresh folder: one clear error, no traceback
+    assert main(["train", "configs/tal/tal_small.yaml", "--resume", "--set", f"train.out_dir={tmp_path / 'x'}"]) == 2
+
+
+def test_detection_run_resumes_and_tests(tiny_shift, tmp_path):
+    """A TAL run has what a grounding run has: resume after interruption and `momentkit test`."""
+    from momentkit.cli.main import main
+
+    args = ["train", "configs/tal/tal_small.yaml"]
+    for item in _tiny(tiny_shift, ["eval.domains=[source]", "train.progress=false"]):
+        if not item.startswith("model.align"):
+            args += ["--set", item]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(args + ["--set", f"train.out_dir={full}"]) == 0
+    assert main(args + ["--set", f"train.out_dir={part}", "--set", "train.epochs=1"]) == 0
+    assert main(args + ["--set", f"train.out_dir={part}", "--resume"]) == 0  # epoch 2 from epoch 1's last.ckpt
+    a = json.loads((full / "metrics_val.json").read_text())["brief"]
+    b = json.loads((part / "metrics_val.json").read_text())["brief"]
+    assert a == b  # the resumed run ends where the uninterrupted one does
+    out = tmp_path / "test"
+    assert main(["test", "configs/tal/tal_small.yaml", "--ckpt", str(full / "checkpoints" / "best.ckpt"),
+                 "--set", f"train.out_dir={out}"] + [x for p in zip(["--set"] * 3, _tiny(tiny_shift)[:2] + ["eval.domains=[source]"]) for x in p]) == 0
+    assert json.loads((out / "metrics_val.json").read_text())["brief"] == a
+    assert (out / "predictions_source_val.json").is_file()

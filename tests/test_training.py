@@ -94,9 +94,10 @@ def test_config_errors_are_clear(tiny_data, tmp_path, capsys):
     assert main(["train", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "train.lr" in err and "expected a number" in err and "Traceback" not in err
-    with pytest.raises(InputError, match="unknown model option"):
-        train(load_config(None, base={**_config(data, summary, tmp_path / "x").to_dict(),
-                                      "model": {"name": "moment_detr", "hiden_dim": 3}}))
+    with pytest.raises(InputError, match="unknown key") as e:  # at load time, before any data is opened
+        load_config(None, base={**_config(data, summary, tmp_path / "x").to_dict(),
+                                "model": {"name": "moment_detr", "hiden_dim": 3}})
+    assert e.value.field == "model.hiden_dim"
     missing = _config(data, summary, tmp_path / "y")
     missing.data.text_features = str(tmp_path / "nowhere")
     with pytest.raises(InputError, match="not found"):

@@ -81,66 +81,12 @@ def window_starts(num_clips: int, window: int, stride: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- loading
-def _resolve_checkpoint(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
-            if (p / name).is_file():
-                return p / name
-        raise InputError("no model.safetensors or checkpoints/best.ckpt in this run folder", path=p)
-    if not p.is_file():
-        raise InputError("checkpoint not found", path=p)
-    return p
-
-
 def load_model_and_config(path: str | os.PathLike):
-    """``(model, ExperimentConfig, file)`` from a run folder, a ``model.safetensors`` (config in its
-    metadata under ``config``) or a Lightning ``.ckpt`` (config in ``hyper_parameters``)."""
-    import yaml
+    """``(model, ExperimentConfig, file)`` from a run folder, a ``model.safetensors`` or a Lightning
+    ``.ckpt``: the run loader ``momentkit test`` uses too (:func:`momentkit.training.runner.load_run`)."""
+    from momentkit.training.runner import load_run
 
-    from momentkit.config import from_dict
-    from momentkit.models import create_model
-    from momentkit.training.config import ExperimentConfig
-
-    p = _resolve_checkpoint(path)
-    if p.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        try:
-            with safe_open(str(p), framework="pt") as fh:
-                meta = fh.metadata() or {}
-            state = load_file(str(p))
-        except Exception as e:  # noqa: BLE001 - any parse failure is a bad file for the user
-            raise InputError(f"cannot read safetensors file ({type(e).__name__}: {e})", path=p) from None
-        if "config" not in meta:
-            raise InputError("this safetensors file carries no momentkit config in its metadata", path=p,
-                             field="config")
-        try:
-            raw = yaml.safe_load(meta["config"])
-        except yaml.YAMLError as e:
-            raise InputError(f"the config in the metadata is not valid YAML ({e})", path=p, field="config") from None
-    else:
-        from momentkit.training.runner import load_checkpoint
-
-        ckpt = load_checkpoint(p)
-        raw = (ckpt.get("hyper_parameters") or {}).get("config")
-        if raw is None:
-            raise InputError("checkpoint carries no momentkit config", path=p, field="hyper_parameters")
-        state = {k[len("model."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("model.")}
-    if not isinstance(raw, dict):
-        raise InputError("the stored config is not a mapping", path=p, field="config")
-    cfg = from_dict(ExperimentConfig, raw, path=str(p))
-    if "name" not in cfg.model:
-        raise InputError("the stored config has no model name", path=p, field="model.name")
-    model = create_model(**cfg.model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        what = (f"missing {', '.join(missing[:3])}" if missing else "") + \
-               ("; " if missing and unexpected else "") + \
-               (f"unexpected {', '.join(unexpected[:3])}" if unexpected else "")
-        raise InputError(f"weights do not match the '{cfg.model['name']}' model of its config ({what})", path=p)
-    return model.eval(), cfg, p
+    return load_run(path)
 
 
 def _make_backbone(backbone, device):

@@ -23,7 +23,6 @@ COMMAND_MODULES = (
     "momentkit.cli.synth",
     "momentkit.cli.train",
     "momentkit.cli.params",
-    "momentkit.cli.tal",
     "momentkit.cli.da_benchmark",
     "momentkit.cli.demo",
     "momentkit.cli.extract",
@@ -36,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="momentkit",
         description="Find when things happen in video: moment retrieval, highlight detection and "
-        "temporal action localisation.",
+        "temporal action localisation, trained and evaluated by one engine.",
     )
     parser.add_argument("--version", action="version", version=f"momentkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,15 +1,16 @@
-"""``momentkit train CONFIG`` and ``momentkit test CONFIG --ckpt CKPT``."""
+"""``momentkit train CONFIG``, ``momentkit test CONFIG --ckpt CKPT`` -- every task, one runner."""
 
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML config",
+    p = sub.add_parser("train", help="train a model from a YAML config (any task)",
                        description="Train a model, keep the best checkpoint by train.monitor, evaluate it and "
-                       "write predictions. Several GPUs/nodes: set train.devices / train.num_nodes and launch "
-                       "with torchrun or your cluster's launcher (Lightning DDP). Temporal action localisation "
-                       "configs (configs/tal/: data.source, and data.target for domain adaptation) train the "
-                       "action detector, as `momentkit train-tal` does.")
+                       "write predictions, metrics, a learning curve and logs to train.out_dir. Any task: "
+                       "moment retrieval / highlight detection (configs/moment_detr, qd_detr, sdst, synthetic), "
+                       "temporal action localisation with or without domain adaptation (configs/tal). Several "
+                       "GPUs/nodes: set train.devices / train.num_nodes and launch with torchrun or your "
+                       "cluster's launcher (Lightning DDP).")
     p.add_argument("config", metavar="CONFIG", help="YAML experiment config (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
@@ -17,25 +18,24 @@ def register(sub) -> None:
                    help="resume an interrupted run (default: OUT_DIR/checkpoints/last.ckpt)")
     p.set_defaults(func=run_train)
 
-    t = sub.add_parser("test", help="evaluate a checkpoint and write predictions + metrics")
+    # kept one release for scripts written against it
+    a = sub.add_parser("train-tal", help="deprecated alias of `momentkit train` (action-localisation configs)")
+    a.add_argument("config", metavar="CONFIG")
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT")
+    a.set_defaults(func=run_train_tal)
+
+    t = sub.add_parser("test", help="evaluate a checkpoint on a split and write predictions + metrics",
+                       description="Evaluate a checkpoint written by `momentkit train` on a split of the data "
+                       "of CONFIG; predictions and metrics_<split>.json go to train.out_dir of CONFIG.")
     t.add_argument("config", metavar="CONFIG", help="YAML experiment config giving the data")
-    t.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by momentkit train")
+    t.add_argument("--ckpt", required=True, help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train")
     t.add_argument("--split", default="val", choices=("val", "test"))
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     t.set_defaults(func=run_test)
 
 
 def run_train(args) -> int:
-    from momentkit.config import load_yaml
-    from momentkit.tal.train import is_tal_config
-
-    if is_tal_config(load_yaml(args.config)):
-        from momentkit.cli.tal import run_train_tal
-        from momentkit.errors import InputError
-
-        if args.resume:
-            raise InputError("--resume is not available for action-localisation configs", path=args.config)
-        return run_train_tal(args)
     from momentkit.training.config import load_config
     from momentkit.training.report import print_metrics
     from momentkit.training.runner import train
@@ -44,9 +44,16 @@ def run_train(args) -> int:
     result = train(cfg, resume=args.resume)
     for split in ("val", "test"):
         if split in result:
-            print_metrics(result[split], f"{cfg.model['name']} on {split}")
+            print_metrics(result[split], f"{cfg.model['name']} on {split}", task=cfg.task)
     print(f"outputs in {cfg.train.out_dir}")
     return 0
+
+
+def run_train_tal(args) -> int:
+    import sys
+
+    print("momentkit train-tal: deprecated, use `momentkit train CONFIG` (same options)", file=sys.stderr)
+    return run_train(args)
 
 
 def run_test(args) -> int:
@@ -56,6 +63,6 @@ def run_test(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     metrics = test(cfg, args.ckpt, args.split)
-    print_metrics(metrics, f"{args.split}")
+    print_metrics(metrics, f"{args.split}", task=cfg.task)
     print(f"predictions and metrics in {cfg.train.out_dir}")
     return 0

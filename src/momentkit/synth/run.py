@@ -79,7 +79,7 @@ def _detection_counts(samples) -> dict:
 
 def _score_grounding(cfg: SynthConfig, preds, samples) -> dict:
     from momentkit.data.annotations.grounding_jsonl import grounding_row
-    from momentkit.training.evaluation import score_predictions
+    from momentkit.tasks.grounding import score_predictions
 
     task = "grounding" if cfg.annotators else ("multimoment" if cfg.repeats[1] > 1 or max(cfg.specificity) > 0 else "single")
     return score_predictions(preds, [grounding_row(s) for s in samples], task)

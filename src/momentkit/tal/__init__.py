@@ -1,11 +1,11 @@
 """Temporal action localisation: an anchor-free pyramid detector (ActionFormer / TriDet family) and
-unsupervised domain adaptation of it (SADA, DANN), with two-domain data and a training runner.
+unsupervised domain adaptation of it (SADA, DANN), with two-domain data. It trains through the one
+engine as the ``detection`` task (:mod:`momentkit.tasks.detection`, ``momentkit train configs/tal/...``).
 
 - :mod:`momentkit.tal.detector` -- :class:`TemporalActionDetector`, :class:`DetectorConfig`;
 - :mod:`momentkit.tal.sada` -- gradient reversal, :class:`DomainAlignment` (none / global / local / sada);
 - :mod:`momentkit.tal.data` -- :class:`TwoDomainBatchSampler`, :class:`TwoDomainDataset`, :func:`unlabelled`;
-- :mod:`momentkit.tal.train` -- :class:`TALConfig`, :func:`load_tal_config`, :func:`train_tal`
-  (``momentkit train CONFIG``).
+- :mod:`momentkit.tal.benchmarks` -- cross-domain benchmark builders (``momentkit make-da-benchmark``).
 """
 
 from momentkit.tal.data import TwoDomainBatchSampler, TwoDomainDataset, collate_two_domain, unlabelled

@@ -10,7 +10,8 @@
   the larger domain is seen once, the smaller one is drawn from fresh permutations, repeated until
   the epoch ends (the thesis's "smaller domain repeated within an epoch"). Batches are always full:
   a last partial batch is topped up from the next permutation. Draws come from
-  ``np.random.default_rng((seed, epoch))``; call ``set_epoch``.
+  ``np.random.default_rng((seed, epoch))``; call ``set_epoch``. After resuming from a checkpoint
+  saved mid-epoch, ``skip_batches`` batches already trained on are left out once.
 - :func:`collate_two_domain` = :func:`collate_detection` plus ``domain (B,)`` long.
 """
 
@@ -63,6 +64,7 @@ class TwoDomainBatchSampler(Sampler[list[int]]):
         self.n_source, self.n_target = n_source, n_target
         self.source_batch, self.target_batch = source_batch, target_batch
         self.seed, self.epoch = seed, 0
+        self.skip_batches = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -83,7 +85,8 @@ class TwoDomainBatchSampler(Sampler[list[int]]):
         nb = len(self)
         src = self._stream(rng, self.n_source, nb * self.source_batch)
         tgt = self._stream(rng, self.n_target, nb * self.target_batch) + self.n_source
-        for b in range(nb):
+        skip, self.skip_batches = self.skip_batches, 0
+        for b in range(skip, nb):
             yield ([int(i) for i in src[b * self.source_batch:(b + 1) * self.source_batch]]
                    + [int(i) for i in tgt[b * self.target_batch:(b + 1) * self.target_batch]])
 

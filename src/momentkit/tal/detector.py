@@ -22,13 +22,20 @@ Architecture (every size is configuration, :class:`DetectorConfig`):
   (``"diou"`` ActionFormer's default, ``"giou"``, ``"iou"`` or ``"mse"`` on stride-normalised
   distances, the thesis's choice), both normalised by the number of positives; total =
   ``cls_weight * cls + reg_weight * reg``.
+- **Domain alignment** (``align``, :mod:`momentkit.tal.sada`): with ``align.mode`` other than ``none``,
+  batches hold source and target videos (``domain``); the detection losses use the source rows only
+  and ``align.weight`` times the alignment loss of every valid anchor is added
+  (``loss_align`` and its per-level terms ``align_l<l>``). The gradient reversal schedule follows the
+  runner's :meth:`TemporalActionDetector.set_progress`.
 - **Inference** (:meth:`TemporalActionDetector.postprocess`): top ``pre_nms_topk`` (anchor, class)
   pairs above ``pre_nms_thresh``, decoded, per-class Soft-NMS (:mod:`momentkit.ops.nms`; defaults
   IoU 0.1, min score 0.001, sigma 0.4), the best ``max_seg_num`` kept, mapped to seconds with the
-  dataset's grid -> ActivityNet rows ``{"segment": [s, e], "label": name, "score": p}``.
+  dataset's grid -> rows ``{"video": id, "detections": [{"segment": [s, e], "label": class id,
+  "score": p}]}``.
 
-Input batches are :func:`momentkit.data.datasets.collate_detection` dicts (``feats (B, T, D)``,
-``mask``, ``segments`` in feature steps, ``labels``, ``meta``).
+The model follows :class:`momentkit.models.contract.Model` for the ``detection`` task; batches are
+:class:`momentkit.models.contract.DetectionBatch` (``feats (B, T, D)``, ``mask`` True = valid step,
+``segments`` in feature steps, ``labels``, optional ``domain``, ``meta``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from momentkit.models.losses import sigmoid_focal_loss
+from momentkit.models.registry import register_model
 from momentkit.models.transformer import EncoderLayer
+from momentkit.tal.sada import AlignConfig, DomainAlignment
 
 REG_LOSSES = ("diou", "giou", "iou", "mse")
 NECKS = ("sgp", "transformer", "conv")
@@ -82,6 +91,8 @@ class DetectorConfig:
     min_score: float = 0.001
     max_seg_num: int = 200
     duration_thresh: float = 0.05  # seconds; shorter predictions are dropped
+    # unsupervised domain adaptation (two-domain batches)
+    align: AlignConfig = dataclasses.field(default_factory=AlignConfig)
 
     def __post_init__(self) -> None:
         if self.neck not in NECKS:
@@ -290,8 +301,8 @@ def offset_iou_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "diou"
 
 # ---------------------------------------------------------------------------------------- model
 class TemporalActionDetector(nn.Module):
-    """The detector: ``forward(batch) -> outputs``, ``loss(outputs, batch) -> (total, terms)``,
-    ``postprocess(outputs, batch, class_names) -> {video: [rows]}``."""
+    """The detector (and its domain alignment): ``forward(batch) -> outputs``, ``loss(outputs, batch) ->
+    (total, terms)``, ``postprocess(outputs, batch) -> rows``; see the module docstring."""
 
     def __init__(self, cfg: DetectorConfig | None = None, **kwargs) -> None:
         super().__init__()
@@ -308,6 +319,11 @@ class TemporalActionDetector(nn.Module):
         self.reg_head = Head(d, cfg.head_dim, 2)
         self.scales = nn.ModuleList([Scale() for _ in range(cfg.num_levels)])
         self.pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.align = DomainAlignment(cfg.align, cfg.num_levels, d, cfg.num_classes)
+
+    def set_progress(self, progress: float) -> None:
+        """Fraction of training done, for the gradient reversal schedule of the alignment."""
+        self.align.set_progress(progress)
 
     @staticmethod
     def _block(cfg: DetectorConfig, level: int) -> nn.Module:
@@ -363,9 +379,28 @@ class TemporalActionDetector(nn.Module):
         segs, labs, valid = pad_targets(batch["segments"], batch["labels"], outputs["cls_logits"].device)
         return assign_targets(outputs["points"], segs, labs, valid, self.cfg.num_classes, self.cfg.center_sample)
 
-    def loss(self, outputs: dict, batch: dict, targets=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Detection losses on the source rows (``batch["domain"] == 0``; all rows without ``domain``)
+        plus ``align.weight`` x the alignment loss over both domains."""
+        targets = self.targets(outputs, batch)  # target rows have no segments: all background
+        domain = batch.get("domain")
+        domain = torch.zeros(len(batch["meta"]), dtype=torch.long) if domain is None else domain
+        domain = domain.to(outputs["cls_logits"].device)
+        src = domain == 0
+        sub = {k: v[src] for k, v in outputs.items() if torch.is_tensor(v)}
+        total, terms = self.detection_loss(sub, tuple(t[src] for t in targets))
+        if self.cfg.align.mode != "none":
+            align, aterms = self.align(outputs["anchors"], outputs["anchor_mask"], outputs["points"]["level"],
+                                       domain, targets[3], outputs["cls_logits"])
+            total = total + self.cfg.align.weight * align
+            terms = {**terms, "loss_align": align.detach(), **aterms}
+        return total, terms
+
+    def detection_loss(self, outputs: dict, targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Focal classification + regression loss of ``outputs`` against assigned ``targets``
+        (:func:`assign_targets`), both normalised by the number of positive anchors."""
         cfg = self.cfg
-        cls_t, reg_t, positive, _ = targets if targets is not None else self.targets(outputs, batch)
+        cls_t, reg_t, positive, _ = targets
         valid = outputs["anchor_mask"]
         positive = positive & valid
         n_pos = positive.sum().clamp(min=1).to(cls_t.dtype)
@@ -382,8 +417,9 @@ class TemporalActionDetector(nn.Module):
         return total, {"loss_cls": cls.detach(), "loss_reg": reg.detach()}
 
     @torch.no_grad()
-    def postprocess(self, outputs: dict, batch: dict, class_names: Sequence[str]) -> dict[str, list[dict]]:
-        """ActivityNet-format predictions ``{video: [{"segment", "label", "score"}]}`` in seconds."""
+    def postprocess(self, outputs: dict, batch: dict) -> list[dict]:
+        """One row per video: ``{"video", "detections": [{"segment": [s, e], "label": class id, "score"}]}``
+        in seconds, best first."""
         from momentkit.ops.nms import soft_nms, temporal_nms
 
         cfg = self.cfg
@@ -392,7 +428,7 @@ class TemporalActionDetector(nn.Module):
         valid = outputs["anchor_mask"].cpu().numpy()
         pos = outputs["points"]["pos"].numpy()
         stride = outputs["points"]["stride"].numpy()
-        results: dict[str, list[dict]] = {}
+        results: list[dict] = []
         for b, meta in enumerate(batch["meta"]):
             n_steps = meta["num_steps"]
             scores = np.where(valid[b][:, None], probs[b], 0.0).ravel()
@@ -418,15 +454,15 @@ class TemporalActionDetector(nn.Module):
                     kept = soft_nms(w, cfg.nms_method, cfg.nms_sigma, cfg.nms_iou, cfg.min_score)
                 rows.extend((float(s), float(e), float(p), int(c)) for s, e, p in kept)
             rows.sort(key=lambda r: -r[2])
-            results[meta["video"]] = [{"segment": [round(s, 3), round(e, 3)], "label": class_names[c],
-                                       "score": round(p, 6)} for s, e, p, c in rows[: cfg.max_seg_num]]
+            results.append({"video": meta["video"], "detections": [
+                {"segment": [round(s, 3), round(e, 3)], "label": c, "score": round(p, 6)}
+                for s, e, p, c in rows[: cfg.max_seg_num]]})
         return results
 
 
+@register_model("tal_detector", config=DetectorConfig, task="detection")
 def build_detector(**cfg) -> TemporalActionDetector:
-    return TemporalActionDetector(DetectorConfig(**cfg))
+    """The pyramid detector; ``cfg`` are :class:`DetectorConfig` options (``align`` a mapping)."""
+    from momentkit.config import from_dict
 
-
-from momentkit.models.registry import register_model  # noqa: E402
-
-register_model("tal_detector")(build_detector)
+    return TemporalActionDetector(from_dict(DetectorConfig, cfg, prefix="model"))

@@ -1,8 +1,18 @@
-"""The experiment config: what ``momentkit train CONFIG`` reads.
+"""The experiment config: one schema for every task, what ``momentkit train CONFIG`` reads.
 
-A YAML file with four sections (``data``, ``model``, ``train``, ``eval``); see ``configs/`` for
-complete examples. Relative paths are resolved against the working directory, except that
-``${here}`` expands to the folder of the config file.
+A YAML file with a ``task`` and four sections::
+
+    task: grounding            # or detection, ...; default: the task of the model
+    data:  {...}               # typed by the task's data config (momentkit.tasks.<task>)
+    model: {name: sdst, ...}   # typed by the registered model's own config class
+    train: {...}               # TrainConfig below, the same for every task
+    eval:  {...}               # typed by the task's eval config
+
+Everything is checked when the file is loaded, before any data is opened: an unknown or ill-typed key
+is an :class:`~momentkit.errors.InputError` naming the dotted key (``model.hiden_dim``) and the file, and
+``train.monitor`` must be one of the metrics the task produces. Relative paths are resolved against the
+working directory, except that ``${here}`` expands to the folder of the config file; ``_base_:
+other.yaml`` merges a base file; ``--set key=value`` overrides any value.
 """
 
 from __future__ import annotations
@@ -16,30 +26,17 @@ from momentkit.errors import InputError
 
 
 @dataclass
-class DataConfig:
-    train: str | None = None  # annotation file of each split
-    val: str | None = None
-    test: str | None = None
-    format: str | None = None  # annotation format; None = detect from the file
-    video_features: list[str] = field(default_factory=list)  # folders or packed stores, combined per clip
-    text_features: str | None = None  # folder or packed store of qid{qid}.npz text features
-    clip_len: float = 2.0  # seconds per feature step
-    max_v_len: int = 75  # clips kept per video (longer videos are truncated; see GroundingDataset)
-    max_q_len: int = 32  # text tokens kept per query
-    use_tef: bool = True  # append temporal endpoint features [t/T, (t+1)/T]
-    layer: int | None = None  # layered (K, T, D) features: keep this layer only (e.g. -1, the last)
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    num_workers: int = 0
-
-
-@dataclass
 class TrainConfig:
     epochs: int = 200
     lr: float = 1e-4
     weight_decay: float = 1e-4
+    weight_decay_1d: bool = True  # false: no weight decay on biases and norm weights (ActionFormer's recipe)
+    schedule: Literal["step", "cosine"] = "step"  # step: x0.1 every `lr_drop` epochs; cosine: to 0 at the end
     lr_drop: int | None = None  # epochs between x0.1 steps; None = constant
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear warm-up from `warmup_start` x lr ...
+    warmup_epochs: float = 0.0  # ... over this many steps or epochs
+    warmup_start: float = 0.001
+    ema_decay: float | None = None  # evaluate and export an exponential moving average of the weights
     grad_clip: float = 0.1
     seed: int = 2018
     deterministic: bool | str = "warn"  # True, False or "warn" (deterministic where CUDA has it, a warning elsewhere)
@@ -48,33 +45,81 @@ class TrainConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    monitor: str = "MR-full-mAP"  # metric that selects the best checkpoint (higher is better)
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    monitor: str | None = None  # metric selecting the best checkpoint (higher is better); None: the task's
     eval_every: int = 1  # validate every N epochs
-    checkpoint_every_steps: int | None = None  # also save `last.ckpt` every N steps (for resume)
+    checkpoint_every_steps: int | None = None  # also save `step.ckpt` every N steps (for resume)
     out_dir: str = "runs/default"
     progress: bool = True
     max_steps: int = -1  # stop after this many optimiser steps (-1 = no limit)
     max_time_minutes: float | None = None  # stop training after this wall time
 
 
-@dataclass
-class EvalConfig:
-    task: Literal["grounding", "single", "multimoment"] = "grounding"
-    max_windows: int = 10  # windows kept per query in the prediction file
-    nms: Literal["hard", "gaussian", "linear"] | None = None  # NMS / soft-NMS at inference (None = off)
-    nms_threshold: float = 0.7  # IoU threshold of NMS
-    active_threshold: float = 0.5  # multimoment: a prediction is "active" at this confidence or above
+SECTIONS = ("task", "data", "model", "train", "eval")
 
 
 @dataclass
 class ExperimentConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: dict = field(default_factory=lambda: {"name": "moment_detr"})
+    task: str = "grounding"
+    data: Any = None  # the task's data config
+    model: dict = field(default_factory=lambda: {"name": "moment_detr"})  # name + the model's options
     train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: Any = None  # the task's eval config
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+
+def parse_config(data: dict, path: str | None = None) -> ExperimentConfig:
+    """Validate a config mapping (see the module docstring) into an :class:`ExperimentConfig`."""
+    from momentkit.models.registry import model_config, model_entry
+    from momentkit.tasks import get_task
+
+    for key in data:
+        if key not in SECTIONS:
+            raise InputError(f"unknown key; expected one of: {', '.join(SECTIONS)}", path=path, field=str(key))
+    model = data.get("model") or {}
+    if not isinstance(model, dict):
+        raise InputError(f"expected a mapping, got {model!r}", path=path, field="model")
+    if "name" not in model:
+        raise InputError("the model section needs a 'name'", path=path, field="model.name")
+    entry = model_entry(model["name"], path=path)
+    task_name = data.get("task") or entry.task
+    task = get_task(task_name, path=path)
+    if entry.task != task.name:
+        raise InputError(f"model {entry.name!r} is a {entry.task} model, not a {task.name} one", path=path,
+                         field="model.name")
+    options = {k: v for k, v in model.items() if k != "name"}
+    model_config(entry.name, options, path=path)  # typed check of every option
+    cfg = ExperimentConfig(
+        task=task.name,
+        data=_section(task.data_config, data, "data", path),
+        model={"name": entry.name, **options},
+        train=_section(TrainConfig, data, "train", path),
+        eval=_section(task.eval_config, data, "eval", path),
+    )
+    task.check(cfg, path)
+    names = task.metric_names(cfg)
+    if cfg.train.monitor is None:
+        cfg.train.monitor = task.default_monitor(cfg)
+    elif cfg.train.monitor not in names:
+        raise InputError(f"the {task.name} task does not produce {cfg.train.monitor!r}; it produces: "
+                         f"{', '.join(names)}", path=path, field="train.monitor")
+    return cfg
+
+
+def _section(cls: type, data: dict, key: str, path: str | None):
+    value = data.get(key)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise InputError(f"expected a mapping, got {value!r}", path=path, field=key)
+    try:
+        return from_dict(cls, value, path=path, prefix=key)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as e:  # a section's own checks
+        raise InputError(str(e), path=path, field=key) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> ExperimentConfig:
@@ -87,10 +132,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict |
         here = str(Path(path).resolve().parent)
         data = _expand(data, here)
     data = apply_overrides(data, list(overrides))
-    cfg = from_dict(ExperimentConfig, data, path=src)
-    if "name" not in cfg.model:
-        raise InputError("the model section needs a 'name'", path=src, field="model.name")
-    return cfg
+    return parse_config(data, src)
 
 
 def _expand(node, here: str):

@@ -7,7 +7,8 @@ HEADLINE = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "MR-full-mAP@0.5"
 
 
 def metrics_table(rows: dict[str, dict], title: str, keys=None):
-    """``rows``: name -> metrics dict. One row per metric, one column per name (fits a terminal)."""
+    """``rows``: name -> metrics dict (its ``brief`` when it has one). One row per metric, one column
+    per name (fits a terminal); ``keys`` default to the QVHighlights headline, else every number."""
     from rich.table import Table
 
     rows = {name: m.get("brief", m) for name, m in rows.items()}
@@ -22,8 +23,20 @@ def metrics_table(rows: dict[str, dict], title: str, keys=None):
     return t
 
 
-def print_metrics(metrics: dict, title: str) -> None:
+def headline_keys(metrics: dict, task: str | None = None) -> list[str]:
+    """The metrics of ``metrics`` (flat, or complete with ``brief``) worth a table: the task's headline
+    ones present, else every number."""
+    flat = metrics.get("brief", metrics)
+    keys: list[str] = []
+    if task is not None:
+        from momentkit.tasks import get_task
+
+        keys = [k for k in get_task(task).headline if k in flat]
+    return keys or [k for k, v in flat.items() if isinstance(v, (int, float))]
+
+
+def print_metrics(metrics: dict, title: str, task: str | None = None) -> None:
     from rich.console import Console
 
-    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    Console().print(metrics_table({"": flat}, title))
+    flat = metrics.get("brief", metrics)
+    Console().print(metrics_table({"": flat}, title, keys=headline_keys(metrics, task)))

@@ -1,20 +1,26 @@
-"""``momentkit train`` and ``momentkit test``: build the Trainer, fit, evaluate, write outputs.
+"""The one runner: ``momentkit train`` and ``momentkit test`` for every task.
 
-Outputs of a run (``train.out_dir``)::
+:func:`train` builds the task's data module and the :class:`~momentkit.training.module.TaskModule`,
+fits with Lightning, keeps the best checkpoint by ``train.monitor``, evaluates it and writes the
+outputs. Every run, whatever its task, has the same layout (``train.out_dir``)::
 
     config.yaml                 the resolved config (what the checkpoint also carries)
     checkpoints/best.ckpt       best validation checkpoint by ``train.monitor``
     checkpoints/last.ckpt       latest state (resume with --resume)
-    model.safetensors           weights of the best checkpoint, for inference
+    model.safetensors           weights of the best checkpoint (the EMA copy when train.ema_decay), for inference
     logs/                       CSV and TensorBoard logs (metric vs epoch, step and wall time)
-    curve.csv, curve.png        learning curve: validation metrics per epoch with wall time
-    predictions_val.jsonl       QVHighlights-format predictions of the best model
-    metrics_val.json            their metrics (identical to `momentkit evaluate`)
+    curve.csv, curve.png        learning curve: validation metrics per evaluation with wall time
+    predictions_<set>.*         predictions of the best model in the task's community format
+    metrics_<split>.json        their metrics (identical to `momentkit evaluate`)
+
+:func:`test` evaluates a checkpoint on any split; :func:`load_run` loads a trained model and its
+config from a run folder, a checkpoint or a ``model.safetensors`` (what ``momentkit predict`` uses).
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
+import os
 from pathlib import Path
 
 import lightning as L
@@ -22,56 +28,36 @@ import torch
 import yaml
 
 from momentkit.errors import InputError
-from momentkit.io import atomic_write, write_json, write_jsonl
-from momentkit.training.config import ExperimentConfig
-from momentkit.training.datamodule import GroundingDataModule
+from momentkit.io import atomic_write, write_json
+from momentkit.training.callbacks import EMA, LearningCurve
+from momentkit.training.config import ExperimentConfig, parse_config
 
 
-class _Curve(L.Callback):
-    """Records validation metrics per epoch with the wall time since training started."""
+def _fill_model_inputs(cfg: ExperimentConfig, inputs: dict) -> None:
+    """Set the model options the data decides (feature widths, class count) unless the config set them;
+    a configured value that disagrees with the data is an error."""
+    from momentkit.models.registry import config_fields
 
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
-        self.rows: list[dict] = []
-        self.t0 = time.perf_counter()
-
-    def state_dict(self) -> dict:
-        return {"rows": self.rows, "elapsed": time.perf_counter() - self.t0}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows = list(state.get("rows", []))
-        self.t0 = time.perf_counter() - float(state.get("elapsed", 0.0))
-
-    def on_validation_end(self, trainer, module) -> None:  # after the module scored the epoch
-        if trainer.sanity_checking or not module.last_metrics:
-            return
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "minutes": round((time.perf_counter() - self.t0) / 60, 4)}
-        row.update(module.last_metrics)
-        self.rows.append(row)
+    fields = config_fields(cfg.model["name"])
+    for key, value in inputs.items():
+        if fields and key not in fields:
+            continue
+        given = cfg.model.get(key)
+        if given in (None, 0):
+            cfg.model[key] = value
+        elif given != value:
+            raise InputError(f"the model expects {given} but the data gives {value}", field=f"model.{key}")
 
 
-def _gt_dicts(samples) -> list[dict]:
-    from momentkit.data.annotations.grounding_jsonl import grounding_row
+def build(cfg: ExperimentConfig):
+    """The task's data module and the Lightning module of ``cfg`` (completed from the data)."""
+    from momentkit.tasks import get_task
+    from momentkit.training.module import TaskModule
 
-    return [grounding_row(s) for s in samples]
-
-
-def build(cfg: ExperimentConfig, splits=("train", "val")):
-    from momentkit.training.module import GroundingModule
-
-    dm = GroundingDataModule(cfg.data, seed=cfg.train.seed)
-    vdim, tdim = dm.input_dims()
-    model_cfg = dict(cfg.model)
-    model_cfg.setdefault("video_dim", vdim)
-    model_cfg.setdefault("text_dim", tdim)
-    if model_cfg["video_dim"] != vdim or model_cfg["text_dim"] != tdim:
-        raise InputError(f"model expects video/text widths {model_cfg['video_dim']}/{model_cfg['text_dim']}, "
-                         f"features have {vdim}/{tdim}", field="model")
-    cfg.model = model_cfg
-    gt = {s: _gt_dicts(dm.samples(s)) for s in splits if getattr(cfg.data, s)}
-    module = GroundingModule(cfg.to_dict(), gt=gt)
-    return dm, module
+    dm = get_task(cfg.task).datamodule(cfg, seed=cfg.train.seed)
+    _fill_model_inputs(cfg, dm.model_inputs())
+    cfg.data = dm.resolved_data()
+    return dm, TaskModule(cfg.to_dict())
 
 
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=True, loggers=True):
@@ -98,9 +84,13 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=T
 
 
 def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
-    """Train, keep the best checkpoint, evaluate it on val (and test when configured)."""
+    """Train, keep the best checkpoint, evaluate it on val (and test when configured).
+
+    Returns ``{"best_checkpoint", "curve": [rows], "val": metrics, "test": metrics}``."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     out = Path(cfg.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +102,10 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
                               save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, save_on_train_epoch_end=True,
                               enable_version_counter=False)
-    callbacks = [best_cb, _Curve(cfg.train.monitor), last_cb]
+    curve_cb = LearningCurve(out)
+    callbacks = [best_cb, curve_cb, last_cb]
+    if cfg.train.ema_decay:
+        callbacks.append(EMA(cfg.train.ema_decay))
     if cfg.train.checkpoint_every_steps:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", save_top_k=1, save_last=False,
                                          every_n_train_steps=cfg.train.checkpoint_every_steps,
@@ -124,37 +117,32 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
         if not Path(ckpt_path).is_file():
             raise InputError("checkpoint to resume from not found", path=ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    curve = callbacks[1].rows
-    _write_curve(out, curve, cfg.train.monitor)
+    if curve_cb.rows and trainer.is_global_zero:
+        from momentkit.viz import plot_learning_curve
+
+        plot_learning_curve(curve_cb.rows, cfg.train.monitor, out / "curve.png")
     best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
-    result = {"best_checkpoint": best, "curve": curve}
+    result = {"best_checkpoint": best, "curve": curve_cb.rows}
     if Path(best).is_file():
-        state = load_checkpoint(best)
-        module.load_state_dict(state["state_dict"])
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
         export_weights(module, out)
         for split in ("val", "test"):
-            if getattr(cfg.data, split):
+            if dm.has_split(split):
                 result[split] = evaluate_split(cfg, module, dm, split, out)
     return result
 
 
 def evaluate_split(cfg: ExperimentConfig, module, dm, split: str, out: Path) -> dict:
     """Predict ``split`` with ``module``, write predictions and metrics; return the metrics."""
-    from momentkit.training.evaluation import score_predictions
-
-    if split not in module.gt:
-        module.gt[split] = _gt_dicts(dm.samples(split))
-    dm.test_split = module.test_split = split
+    dm.test_split = split
     trainer = _trainer(cfg, out, [], enable_checkpointing=False, loggers=False)
     trainer.test(module, datamodule=dm, verbose=False)
-    preds = sorted(module.predictions, key=lambda p: str(p["qid"]))
+    metrics = module.test_metrics
     if trainer.is_global_zero:
-        write_jsonl(out / f"predictions_{split}.jsonl", preds)
-        metrics = score_predictions(preds, module.gt[split], cfg.eval.task, full=True,
-                                    active_threshold=cfg.eval.active_threshold)
+        for set_name, rows in module.predictions.items():
+            module.task.write_predictions(out, set_name, rows, dm)
         write_json(out / f"metrics_{split}.json", metrics)
-        return metrics
-    return {}
+    return metrics
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -168,41 +156,105 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def export_weights(module, out: Path) -> Path:
+    """``model.safetensors``: the weights the module evaluates with, and the config in the metadata."""
     from safetensors.torch import save_file
 
     from momentkit.io import atomic_save
 
-    state = {k: v.detach().cpu().contiguous() for k, v in module.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in module.eval_model.state_dict().items()}
     path = out / "model.safetensors"
     atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"config": yaml.safe_dump(module.hparams["config"])}))
     return path
 
 
-def _write_curve(out: Path, rows: list[dict], monitor: str) -> None:
-    if not rows:
-        return
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_write(out / "curve.csv") as fh:
-        fh.write(",".join(keys) + "\n")
-        for r in rows:
-            fh.write(",".join(str(r.get(k, "")) for k in keys) + "\n")
-    from momentkit.viz import plot_learning_curve
-
-    plot_learning_curve(rows, monitor, out / "curve.png")
+def _stored_config(raw, path) -> ExperimentConfig:
+    """The config a checkpoint or ``model.safetensors`` carries, validated."""
+    if not isinstance(raw, dict):
+        raise InputError("the stored config is not a mapping", path=path, field="config")
+    return parse_config(raw, str(path))
 
 
 def test(cfg: ExperimentConfig, ckpt: str, split: str = "val") -> dict:
-    state = load_checkpoint(ckpt)
-    saved = state.get("hyper_parameters", {}).get("config")
-    if saved is None:
-        raise InputError("checkpoint carries no momentkit config", path=ckpt)
-    from momentkit.config import from_dict
+    """Evaluate the trained model ``ckpt`` (a checkpoint, ``model.safetensors`` or run folder, loaded by
+    :func:`load_run` as ``momentkit predict`` loads it) on ``split`` of the data of ``cfg``; outputs go to
+    ``cfg.train.out_dir``."""
+    from momentkit.tasks import get_task
+    from momentkit.training.module import TaskModule
 
-    run_cfg = from_dict(ExperimentConfig, saved)
-    run_cfg.data = cfg.data  # data paths from the config given now
-    run_cfg.eval = cfg.eval
-    run_cfg.train.out_dir = cfg.train.out_dir
-    run_cfg.train.progress = cfg.train.progress
-    dm, module = build(run_cfg, splits=())
-    module.load_state_dict(state["state_dict"])
-    return evaluate_split(run_cfg, module, dm, split, Path(run_cfg.train.out_dir))
+    model, run_cfg, path = load_run(ckpt)
+    if run_cfg.task != cfg.task:
+        raise InputError(f"the checkpoint is a {run_cfg.task} model, the config a {cfg.task} one", path=path,
+                         field="task")
+    data = cfg.data
+    for name in get_task(cfg.task).derived_data:  # what was derived from the data at training time is kept
+        if getattr(data, name) is None:
+            data = dataclasses.replace(data, **{name: getattr(run_cfg.data, name)})
+    run_cfg.data, run_cfg.eval = data, cfg.eval
+    t = run_cfg.train
+    t.out_dir, t.progress, t.accelerator, t.devices = cfg.train.out_dir, cfg.train.progress, cfg.train.accelerator, \
+        cfg.train.devices
+    t.ema_decay = None  # load_run gives the weights to evaluate (the EMA copy when there is one)
+    dm = get_task(run_cfg.task).datamodule(run_cfg, seed=t.seed)
+    if not dm.has_split(split):
+        raise InputError(f"the config has no {split} data", field=f"data.{split}")
+    _fill_model_inputs(run_cfg, dm.model_inputs())  # checks the data against the trained model
+    module = TaskModule(run_cfg.to_dict(), model=model)
+    out = Path(t.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return evaluate_split(run_cfg, module, dm, split, out)
+
+
+# ----------------------------------------------------------------------------- loading a trained model
+def _resolve_run(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+            if (p / name).is_file():
+                return p / name
+        raise InputError("no model.safetensors or checkpoints/best.ckpt in this run folder", path=p)
+    if not p.is_file():
+        raise InputError("checkpoint not found", path=p)
+    return p
+
+
+def load_run(path: str | os.PathLike):
+    """``(model in eval mode, ExperimentConfig, file)`` from a run folder, a ``model.safetensors`` (config
+    in its metadata under ``config``) or a Lightning ``.ckpt`` (config in ``hyper_parameters``; the EMA
+    weights when the run kept them)."""
+    from momentkit.models import create_model
+
+    p = _resolve_run(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(p), framework="pt") as fh:
+                meta = fh.metadata() or {}
+            state = load_file(str(p))
+        except Exception as e:  # noqa: BLE001 - any parse failure is a bad file for the user
+            raise InputError(f"cannot read safetensors file ({type(e).__name__}: {e})", path=p) from None
+        if "config" not in meta:
+            raise InputError("this safetensors file carries no momentkit config in its metadata", path=p,
+                             field="config")
+        try:
+            raw = yaml.safe_load(meta["config"])
+        except yaml.YAMLError as e:
+            raise InputError(f"the config in the metadata is not valid YAML ({e})", path=p, field="config") from None
+    else:
+        ckpt = load_checkpoint(p)
+        raw = (ckpt.get("hyper_parameters") or {}).get("config")
+        if raw is None:
+            raise InputError("checkpoint carries no momentkit config", path=p, field="hyper_parameters")
+        weights = ckpt.get("state_dict", {})
+        prefix = "ema_model." if any(k.startswith("ema_model.") for k in weights) else "model."
+        state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    cfg = _stored_config(raw, p)
+    model = create_model(**cfg.model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        what = (f"missing {', '.join(missing[:3])}" if missing else "") + \
+               ("; " if missing and unexpected else "") + \
+               (f"unexpected {', '.join(unexpected[:3])}" if unexpected else "")
+        raise InputError(f"weights do not match the '{cfg.model['name']}' model of its config ({what})", path=p)
+    return model.eval(), cfg, p
