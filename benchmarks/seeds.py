@@ -5,19 +5,20 @@
     python benchmarks/seeds.py STUDY --collect       # only re-read finished runs and print the table
 
 A study file (YAML) names the synthetic preset it needs (generated into ``data/<preset>`` when
-missing), where each run's metrics are (``metrics_file`` and a key path ``metrics_root`` inside it) and which metrics
-to tabulate, and the runs::
+missing), which metrics to tabulate -- flat metric keys, as in ``train.monitor`` and ``curve.csv``
+(``MR-full-mAP``, ``target/val/average-mAP``) -- and the runs::
 
     name: layered-small
     synth: layered-small
-    metrics_file: metrics_val.json
     metrics: [MR-full-R1@0.5, MR-full-mAP]
     runs:
       - {label: SDST, config: configs/sdst/synthetic_layered.yaml, set: [model.attention=rdsa]}
 
-Every (run, seed) is one ``momentkit train`` process (grounding or action-localisation config) writing to ``OUT/<label>/seed<k>`` (OUT defaults to
-``runs/studies/<name>``), ``--jobs`` of them at a time, each with ``--threads`` CPU threads; a run
-whose metrics file exists is not run again (delete it to redo). The table (mean +- sample std over
+Every (run, seed) is one ``momentkit train`` process, whatever the task, writing the engine's run
+layout to ``OUT/<label>/seed<k>`` (OUT defaults to ``runs/studies/<name>``), ``--jobs`` of them at a
+time, each with ``--threads`` CPU threads; the best checkpoint's metrics are read from
+``metrics_val.json`` (its ``brief``), every validation from ``curve.csv``. A run whose metrics file
+exists is not run again (delete it to redo). The table (mean +- sample std over
 the seeds, and the wall time per run) is printed and written, with every value, to
 ``OUT/summary.md`` and ``OUT/summary.json``; ``OUT/curves.png`` plots the study's ``curve`` metric
 (default: the first of ``metrics``) against the epoch, mean and range over the seeds.
@@ -50,7 +51,7 @@ def slug(label: str) -> str:
 
 def load_study(path: Path) -> dict:
     study = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key in ("name", "metrics_file", "metrics", "runs"):
+    for key in ("name", "metrics", "runs"):
         if key not in study:
             sys.exit(f"{path}: missing key '{key}'")
     labels = [r["label"] for r in study["runs"]]
@@ -59,17 +60,18 @@ def load_study(path: Path) -> dict:
     return study
 
 
-def lookup(metrics: dict, root: list, key: str):
-    node = metrics
-    for part in root:
-        node = node[part]
-    return node.get(key)
+METRICS_FILE = "metrics_val.json"
+
+
+def lookup(metrics: dict, key: str):
+    """Flat metric ``key`` of a ``metrics_val.json``."""
+    return metrics.get("brief", metrics).get(key)
 
 
 def run_one(study: dict, run: dict, seed: int, out: Path, extra: list[str], threads: int, log) -> dict:
     """Train one (run, seed) unless its metrics exist; return its record."""
     rdir = out / slug(run["label"]) / f"seed{seed}"
-    mfile = rdir / study["metrics_file"]
+    mfile = rdir / METRICS_FILE
     record = {"label": run["label"], "seed": seed, "dir": str(rdir)}
     timing = rdir / "wall_seconds.txt"
     if not mfile.is_file():
@@ -92,32 +94,17 @@ def run_one(study: dict, run: dict, seed: int, out: Path, extra: list[str], thre
         timing.write_text(f"{wall:.1f}\n")
         log(f"done {run['label']} seed {seed} in {wall / 60:.1f} min")
     metrics = json.loads(mfile.read_text(encoding="utf-8"))
-    record["values"] = {k: lookup(metrics, study.get("metrics_root", []), k) for k in study["metrics"]}
+    record["values"] = {k: lookup(metrics, k) for k in study["metrics"]}
     record["wall_seconds"] = float(timing.read_text()) if timing.is_file() else None
     return record
 
 
 def history(study: dict, rdir: Path) -> list[dict]:
-    """Every validation of a run: ``[{"epoch": 1-based epoch, metric: value, ...}]``."""
-    mfile = rdir / study["metrics_file"]
-    metrics = json.loads(mfile.read_text(encoding="utf-8")) if mfile.is_file() else {}
-    if "history" in metrics:  # action localisation: the history is in metrics.json
-        prefix = str(study.get("metrics_root", ["", ""])[-1]) + "/"
-        rows = metrics["history"]
-        return [{"epoch": r["epoch"] + 1, **{k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)}}
-                for r in rows]
-    log = rdir / "logs" / "csv" / "metrics.csv"
-    if not log.is_file():
-        return []
-    import csv
+    """Every validation of a run, from its ``curve.csv``: ``[{"epoch": 1-based epoch, metric: value, ...}]``."""
+    from momentkit.training.callbacks import read_curve_csv
 
-    out = []
-    with open(log, encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            vals = {k[4:]: float(v) for k, v in r.items() if k.startswith("val/") and v not in ("", None)}
-            if vals:
-                out.append({"epoch": int(r["epoch"]) + 1, **vals})
-    return out
+    curve = rdir / "curve.csv"
+    return read_curve_csv(curve) if curve.is_file() else []
 
 
 def at_epoch(study: dict, run: dict, seed: int, out: Path, epoch: int) -> dict | None:
@@ -220,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.collect:
         records = []
         for r, s in jobs:
-            mfile = out / slug(r["label"]) / f"seed{s}" / study["metrics_file"]
+            mfile = out / slug(r["label"]) / f"seed{s}" / METRICS_FILE
             if mfile.is_file():
                 records.append(run_one(study, r, s, out, [], 1, log))
     else:
