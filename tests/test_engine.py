@@ -142,10 +142,12 @@ def test_toy_model_of_each_task_trains_through_the_cli(toy_models, grounding_dat
         metrics = json.loads((out / "metrics_val.json").read_text())["brief"]
         monitor = "MR-full-mAP" if task == "grounding" else "source/val/average-mAP"
         assert monitor in metrics and monitor in curve[0].split(",")
-        # momentkit test on the same split reproduces the metrics written by train
+        # momentkit test on the same split reproduces the metrics written by train, from the checkpoint
+        # or from the run folder (its model.safetensors, loaded as momentkit predict loads it)
         tested = tmp_path / f"{task}_test"
         config["train"]["out_dir"] = str(tested)
-        assert main(["test", _write(tmp_path, config), "--ckpt", str(out / "checkpoints/best.ckpt")]) == 0
+        ckpt = out / "checkpoints/best.ckpt" if task == "grounding" else out
+        assert main(["test", _write(tmp_path, config), "--ckpt", str(ckpt)]) == 0
         assert json.loads((tested / "metrics_val.json").read_text())["brief"] == metrics
     out = capsys.readouterr().out
     assert "MR-full-mAP" in out and "source/val/average-mAP" in out  # the printed tables are not empty

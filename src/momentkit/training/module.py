@@ -52,6 +52,9 @@ class TaskModule(L.LightningModule):
             dm.resume_from = (int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0)))
 
     # ------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader
         for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "dataset", None)):
@@ -62,8 +65,7 @@ class TaskModule(L.LightningModule):
         # randomness of a step depends only on (seed, step): a resumed run replays the same steps
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step)
         if hasattr(self.model, "set_progress"):
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            self.model.set_progress(min(1.0, self.global_step / total))
+            self.model.set_progress(min(1.0, self.global_step / self._total_steps))
 
     def training_step(self, batch, batch_idx: int):
         outputs = self.model(batch)
