@@ -6,7 +6,9 @@ One module per protocol:
 - :func:`evaluate_single_moment`: Charades-STA / TACoS R1@t, R5@t, mIoU;
 - :func:`evaluate_multimoment`: R_m, mAP_m and standard mAP for multi-moment search queries;
 - :func:`evaluate_detection`: ActivityNet-style temporal action localisation mAP per tIoU;
-- :func:`evaluate_dense`: per-frame multi-label mAP (Charades localize, MultiTHUMOS).
+- :func:`evaluate_dense`: per-frame multi-label mAP (Charades localize, MultiTHUMOS);
+- :func:`query_diagnostics` (not an official metric): does the model's saliency and top-1 window depend
+  on the query, and is its top-1 confidence calibrated.
 
 Every function takes plain Python structures (the community file formats, already parsed) or file
 paths, checks them, and raises :class:`~momentkit.errors.InputError` naming the file and line or
@@ -15,6 +17,7 @@ field for bad input. :func:`evaluate` picks the protocol from the files when non
 
 from momentkit.metrics.common import MetricsWarning, parse_thresholds
 from momentkit.metrics.dense import evaluate_dense
+from momentkit.metrics.diagnostics import query_diagnostics
 from momentkit.metrics.detection import evaluate_detection
 from momentkit.metrics.multimoment import evaluate_multimoment
 from momentkit.metrics.qvhighlights import evaluate_grounding
@@ -35,4 +38,5 @@ __all__ = [
     "load_file",
     "load_records",
     "parse_thresholds",
+    "query_diagnostics",
 ]

@@ -54,7 +54,7 @@ class GroundingEvalConfig:
 
 
 def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool = False,
-                      active_threshold: float = 0.5) -> dict:
+                      active_threshold: float = 0.5, clip_len: float | None = None) -> dict:
     """Flat headline metrics (``full=False``, for logging) or the complete metrics dict.
 
     - ``grounding``: QVHighlights MR + HD (``MR-full-mAP``, ``HL-min-VeryGood-mAP``, ...);
@@ -63,21 +63,31 @@ def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool =
       with confidence >= ``active_threshold`` per query, % predictions matched, % GT matched),
       plus the QVHighlights MR keys.
 
-    The complete dict has the flat metrics under ``brief``.
+    The complete dict has the flat metrics under ``brief`` (the official ones) and, with ``clip_len``
+    given, the query diagnostics of :func:`momentkit.metrics.diagnostics.query_diagnostics` under
+    ``diagnostics``; the flat dict has their numbers too.
     """
     from momentkit.metrics import evaluate_grounding, evaluate_multimoment, evaluate_single_moment
 
     if task == "grounding":
         res = evaluate_grounding(preds, gt)
-        return res if full else dict(res["brief"])
-    mr = evaluate_grounding([{k: v for k, v in p.items() if k != "pred_saliency_scores"} for p in preds],
-                            [{k: v for k, v in g.items() if k != "saliency_scores"} for g in gt])
-    extra = evaluate_single_moment(preds, gt) if task == "single" else \
-        evaluate_multimoment(preds, gt, active_threshold=active_threshold)
-    flat = {**mr["brief"], **{k: v for k, v in extra.items() if isinstance(v, (int, float))}}
-    if full:
-        return {"brief": flat, task: extra, **{k: v for k, v in mr.items() if k != "brief"}}
-    return flat
+        flat = dict(res["brief"])
+    else:
+        mr = evaluate_grounding([{k: v for k, v in p.items() if k != "pred_saliency_scores"} for p in preds],
+                                [{k: v for k, v in g.items() if k != "saliency_scores"} for g in gt])
+        extra = evaluate_single_moment(preds, gt) if task == "single" else \
+            evaluate_multimoment(preds, gt, active_threshold=active_threshold)
+        flat = {**mr["brief"], **{k: v for k, v in extra.items() if isinstance(v, (int, float))}}
+        res = {"brief": flat, task: extra, **{k: v for k, v in mr.items() if k != "brief"}}
+    if clip_len is not None:
+        from momentkit.metrics.diagnostics import query_diagnostics
+
+        diag = query_diagnostics(preds, gt, clip_len=clip_len)
+        if full:
+            res = {**res, "diagnostics": diag}
+        else:
+            flat = {**flat, **{k: v for k, v in diag.items() if isinstance(v, (int, float))}}
+    return res if full else flat
 
 
 class GroundingDataModule(L.LightningDataModule):
@@ -200,7 +210,7 @@ def _example_metric_names(protocol: str) -> list[str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return list(score_predictions(pred, gt, protocol))
+        return list(score_predictions(pred, gt, protocol, clip_len=2.0))
 
 
 class GroundingTask(Task):
@@ -228,7 +238,8 @@ class GroundingTask(Task):
         return row["qid"]
 
     def score(self, rows: list[dict], gt: list[dict], cfg, dm, *, full: bool = False) -> dict:
-        return score_predictions(rows, gt, cfg.eval.task, full=full, active_threshold=cfg.eval.active_threshold)
+        return score_predictions(rows, gt, cfg.eval.task, full=full, active_threshold=cfg.eval.active_threshold,
+                                 clip_len=cfg.data.clip_len)
 
     def write_predictions(self, out: Path, set_name: str, rows: list[dict], dm) -> Path:
         from momentkit.io import write_jsonl
