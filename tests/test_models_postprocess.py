@@ -52,6 +52,15 @@ def test_postprocess_rows():
     assert row["pred_relevant_windows"][2] == [40.0, 60.0, decayed]
 
 
+@pytest.mark.parametrize("nms", ["gaussian", "linear", "hard"])
+def test_tiny_confidences_never_leave_a_query_without_windows(nms):
+    outputs, batch = _outputs_and_batch()
+    outputs = {**outputs, "pred_logits": torch.full_like(outputs["pred_logits"], -30.0)}  # p ~ 1e-13
+    (row,) = postprocess(outputs, batch, nms=nms, decimals=None)
+    assert len(row["pred_relevant_windows"]) >= 1
+    assert row["pred_relevant_windows"][0][2] > 0
+
+
 def test_postprocess_scales_by_the_clips_covered():
     outputs, batch = _outputs_and_batch()
     batch["meta"][0].update(num_clips=3, clip_len=2.0, duration=5.0)  # targets normalised by 6 s

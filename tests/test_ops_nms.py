@@ -91,3 +91,13 @@ def test_matches_reference_on_real_predictions(testvectors, thd, total):
         assert np.allclose(ours, np.asarray(ref, dtype=np.float64).reshape(-1, 3))
         kept += len(ours)
     assert kept == total
+
+
+def test_relative_threshold_keeps_the_best_of_tiny_scores():
+    w = np.array([[0, 10, 4e-4], [1, 11, 3e-4], [30, 40, 1e-5]])
+    assert len(soft_nms(w, "gaussian", score_threshold=1e-3)) == 0  # absolute: every window is gone
+    kept = soft_nms(w, "gaussian", score_threshold=1e-3, relative=True)  # threshold 1e-3 x 4e-4
+    # [1, 11] decays by exp(-(9/11)^2 / 0.5) but stays above 4e-7; [30, 40] does not overlap
+    assert kept[:, :2].tolist() == [[0, 10], [1, 11], [30, 40]]
+    assert kept[1, 2] == pytest.approx(3e-4 * math.exp(-((9 / 11) ** 2) / 0.5))
+    assert len(soft_nms(w, "gaussian", score_threshold=0.5, relative=True)) == 1  # the best always stays

@@ -76,7 +76,10 @@ def postprocess(
         length = float(meta["num_clips"]) * float(meta["clip_len"]) if {"num_clips", "clip_len"} <= set(meta) else None
         windows = spans_to_windows(spans[b], scores[b], float(meta["duration"]), round_multiple, length)
         if nms is not None:
-            windows = apply_nms(windows[:max_before_nms], nms, nms_threshold, soft_nms_sigma, max_keep=max_windows)
+            # soft-NMS's score threshold is relative to the query's best window: a query always keeps
+            # its top windows, however small a model's confidences are
+            windows = apply_nms(windows[:max_before_nms], nms, nms_threshold, soft_nms_sigma, max_keep=max_windows,
+                                relative=True)
         windows = windows[:max_windows]
         if decimals is not None:
             windows = np.round(windows, decimals)

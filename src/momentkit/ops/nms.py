@@ -63,12 +63,15 @@ def soft_nms(
     iou_threshold: float = 0.3,
     score_threshold: float = 1e-3,
     max_keep: int | None = None,
+    relative: bool = False,
 ) -> np.ndarray:
     """Soft-NMS: pick the best window, decay the scores of the others by their IoU with it, repeat.
 
     ``gaussian``: ``s *= exp(-iou**2 / sigma)`` for every remaining window. ``linear``:
     ``s *= 1 - iou`` where ``iou > iou_threshold``. Windows whose score is below ``score_threshold``
-    (before or after decay) are dropped.
+    (before or after decay) are dropped. The threshold is absolute (ActionFormer's ``min_score``) or,
+    with ``relative``, a fraction of the best input score: then the best window is always kept,
+    however small the scores of a model are.
     """
     if method not in ("gaussian", "linear"):
         raise InputError(f"unknown soft-NMS method {method!r}; use 'gaussian' or 'linear'", field="method")
@@ -77,6 +80,8 @@ def soft_nms(
     _check_max_keep(max_keep)
     w = _as_windows(windows)
     spans, scores = w[:, :2], w[:, 2].copy()
+    if relative and len(scores):
+        score_threshold = score_threshold * float(scores.max())
     iou = pairwise_iou_np(spans, spans)
     alive = scores >= score_threshold
     picked, picked_scores = [], []
@@ -104,10 +109,11 @@ def nms(
     sigma: float = 0.5,
     score_threshold: float = 1e-3,
     max_keep: int | None = None,
+    relative: bool = False,
 ) -> np.ndarray:
     """Dispatch to :func:`temporal_nms` (``method="hard"``) or :func:`soft_nms` (``gaussian``/``linear``)."""
     if method == "hard":
         return temporal_nms(windows, iou_threshold, max_keep=max_keep)
     if method in ("gaussian", "linear"):
-        return soft_nms(windows, method, sigma, iou_threshold, score_threshold, max_keep)
+        return soft_nms(windows, method, sigma, iou_threshold, score_threshold, max_keep, relative)
     raise InputError(f"unknown NMS method {method!r}; use one of {', '.join(METHODS)}", field="nms")
