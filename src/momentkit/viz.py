@@ -42,31 +42,35 @@ def plot_learning_curve(rows: list[dict], monitor: str, path: str | Path) -> Pat
 
 
 def plot_timelines(items: list[dict], path: str | Path, clip_len: float = 2.0) -> Path:
-    """One row per query: GT windows, predicted windows (top 3) and the saliency curve.
+    """One row per query: GT windows, predicted windows (top 3, with their scores) and the saliency curve
+    on its own axis (right); the legend sits beside the data, never on it.
 
     ``items``: dicts with ``query``, ``duration``, ``gt_windows`` [[s, e], ...],
     ``pred_windows`` [[s, e, score], ...] and ``saliency`` (one value per clip).
     """
     plt = _pyplot()
     n = len(items)
-    fig, axes = plt.subplots(n, 1, figsize=(9, 1.9 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(11, 1.9 * n), squeeze=False)
     for ax, it in zip(axes[:, 0], items):
-        sal = list(it.get("saliency") or [])
-        if sal:
-            xs = [(i + 0.5) * clip_len for i in range(len(sal))]
-            lo, hi = min(sal), max(sal)
-            norm = [(v - lo) / (hi - lo) if hi > lo else 0.5 for v in sal]
-            ax.plot(xs, norm, color="tab:gray", lw=1, label="saliency")
+        handles = []
         for j, (s, e) in enumerate(it["gt_windows"]):
-            ax.axvspan(s, e, ymin=0.55, ymax=0.95, color="tab:green", alpha=0.5, label="ground truth" if j == 0 else None)
+            h = ax.axvspan(s, e, ymin=0.55, ymax=0.95, color="tab:green", alpha=0.5, label="ground truth")
+            handles += [h] if j == 0 else []
         for j, w in enumerate(it["pred_windows"][:3]):
-            ax.axvspan(w[0], w[1], ymin=0.05 + 0.15 * j, ymax=0.17 + 0.15 * j, color="tab:orange",
-                       alpha=0.9 - 0.25 * j, label=f"prediction #{j + 1} ({w[2]:.2f})")
+            handles.append(ax.axvspan(w[0], w[1], ymin=0.05 + 0.15 * j, ymax=0.17 + 0.15 * j, color="tab:orange",
+                                      alpha=0.9 - 0.25 * j, label=f"prediction #{j + 1} (score {w[2]:.3g})"))
         ax.set_xlim(0, it["duration"])
         ax.set_ylim(0, 1.05)
         ax.set_yticks([])
         ax.set_title(it["query"], fontsize=9, loc="left")
-        ax.legend(fontsize=6, loc="upper right", ncol=5)
+        sal = list(it.get("saliency") or [])
+        if sal:
+            twin = ax.twinx()
+            xs = [(i + 0.5) * clip_len for i in range(len(sal))]
+            handles += twin.plot(xs, sal, color="tab:gray", lw=1, label="saliency (right axis)")
+            twin.set_ylabel("saliency", fontsize=7)
+            twin.tick_params(labelsize=6)
+        ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.06, 1.0), borderaxespad=0)
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
     path = Path(path)
