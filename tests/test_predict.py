@@ -250,3 +250,169 @@ def test_cli_errors_are_one_line(world, tmp_path, capsys, monkeypatch):
     code = main(["predict", str(world["videos"][0].path), "a red square"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "runs/demo/run/model.safetensors" in err and len(err.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- feature recipes
+def _run_with_recipe(world, dst, recipe, form="metadata"):
+    """A copy of the trained run carrying ``recipe`` as the runner stores it: in the model.safetensors
+    metadata, or as recipe.json beside it."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from momentkit.video.recipe import recipe_metadata, save_run_recipe
+
+    src = world["run"] / "model.safetensors"
+    dst.mkdir(parents=True)
+    if form == "metadata":
+        with safe_open(str(src), framework="pt") as fh:
+            meta = fh.metadata()
+        save_file(load_file(str(src)), str(dst / "model.safetensors"), metadata={**meta, **recipe_metadata(recipe)})
+    else:
+        shutil.copy(src, dst / "model.safetensors")
+        save_run_recipe(dst, recipe)
+    return dst
+
+
+def test_extraction_writes_the_recipe_and_training_data_gives_the_run_recipe(world, predictor):
+    import json
+
+    from momentkit.video.recipe import read_recipe, run_recipe
+
+    video = json.loads((world["feats"] / "extract_info.json").read_text())
+    assert video["backbone"] == "clip" and video["model"] == str(world["clip_dir"]) and video["layers"] is None
+    assert video["clip_len"] == 1.0 and video["fps"] == 1.0 and video["video_dim"] == 16
+    assert video["normalize"] == "none" and video["kind"] == "video"
+    text = json.loads((world["texts"] / "extract_info.json").read_text())
+    assert text["kind"] == "text" and text["backbone"] == "clip" and "last_hidden_state" in text["text_arrays"]
+    assert read_recipe(world["feats"])["source"] == "extract"
+    assert read_recipe(world["root"] / "videos") is None  # nothing says how (unknown origin)
+    recipe = run_recipe(predictor.config.data)
+    assert [p["path"] for p in recipe["video"]] == [str(world["feats"])]
+    assert recipe["video_normalize"] == "none" and recipe["text_field"] == "last_hidden_state"
+    assert recipe["text"]["source"] == "extract" and recipe["text"]["path"] == str(world["texts"])
+
+
+@pytest.mark.parametrize("form", ["metadata", "recipe.json"])
+def test_video_prediction_follows_the_recipe_without_a_backbone(world, predictor, tmp_path, form):
+    from momentkit.video.recipe import run_recipe
+
+    run = _run_with_recipe(world, tmp_path / "run", run_recipe(predictor.config.data), form)
+    bare = Predictor.from_checkpoint(run)
+    assert bare.recipe["video"][0]["backbone"] == "clip" and bare.backbone is None
+    v = world["videos"][1]
+    queries = ["a red square moves right", "a blue circle moves left"]
+    got = bare.predict(v.path, queries)
+    want = predictor.predict(v.path, queries)
+    assert [g.moments for g in got] == [w.moments for w in want]
+    # one backbone loaded for the video and the queries (they come from one extraction)
+    assert len(bare._backbones) == 1
+    # a backbone that makes other features is refused with what the model needs
+    layered = create_backbone("clip", str(world["clip_dir"]), layers=[-1])
+    with pytest.raises(InputError, match=r"come from clip .*tiny-clip.*clips of 1 s.*layers \[3\], not None"):
+        Predictor.from_checkpoint(run, backbone=layered).predict(v.path, queries)
+    # the same backbone given explicitly is accepted
+    same = Predictor.from_checkpoint(run, backbone=world["backbone"]).predict(v.path, queries)
+    assert [g.moments for g in same] == [w.moments for w in want]
+
+
+def test_recipe_weights_moved(world, predictor, tmp_path):
+    import shutil
+
+    from momentkit.video.recipe import run_recipe
+
+    recipe = run_recipe(predictor.config.data)
+    for part in (*recipe["video"], recipe["text"]):
+        part["model"] = part["model_path"] = str(tmp_path / "gone")
+    run = _run_with_recipe(world, tmp_path / "run", recipe)
+    v = world["videos"][0]
+    with pytest.raises(InputError, match="--backbone-model"):
+        Predictor.from_checkpoint(run).predict(v.path, ["a red square"])
+    copy = shutil.copytree(world["clip_dir"], tmp_path / "copy")
+    r = Predictor.from_checkpoint(run, backbone_model=str(copy)).predict(v.path, ["a red square"])
+    assert r[0].moments == predictor.predict(v.path, ["a red square"])[0].moments
+
+
+def test_synthetic_features_cannot_come_from_a_video(world, predictor, tmp_path, capsys):
+    from momentkit.io import write_json
+    from momentkit.video.recipe import run_recipe
+
+    synth = tmp_path / "synth"
+    (synth / "features" / "clip_features").mkdir(parents=True)
+    write_json(synth / "synth.json", {"preset": "qvh-small"})
+    data = predictor.config.data
+    recipe = run_recipe(type(data)(**{**data.__dict__, "video_features": [str(synth / "features/clip_features")]}))
+    assert recipe["video"][0]["source"] == "synthetic"
+    run = _run_with_recipe(world, tmp_path / "run", recipe)
+    model = Predictor.from_checkpoint(run, backbone=world["backbone"])
+    with pytest.raises(InputError, match=r"no extraction recipe \(synthetic features .*clip_features\).*--features"):
+        model.predict(world["videos"][0].path, ["a red square"])
+    feats = np.load(world["feats"] / "v0.npz")["features"]
+    assert model.predict(feats, ["a red square"])[0].moments  # features still work
+    code = main(["predict", str(world["videos"][0].path), "a red square", "--ckpt", str(run),
+                 "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "synthetic" in err and "--features FILE.npz" in err
+    np.savez(tmp_path / "f.npz", features=feats)
+    code = main(["predict", "--features", str(tmp_path / "f.npz"), "q", "--ckpt", str(run),
+                 "--text-features", str(world["texts"] / "qid0.npz"), "--out", str(tmp_path / "f.png")])
+    assert code == 0 and (tmp_path / "f.png").is_file()
+    # no recipe at all and no backbone: the message says both ways out
+    with pytest.raises(InputError, match="carries no feature recipe.*--backbone.*--features"):
+        Predictor.from_checkpoint(world["run"]).predict(world["videos"][0].path, ["a red square"])
+
+
+def test_several_sources_concatenated_in_the_recipes_order(world, tmp_path, capsys):
+    from momentkit.data.features import open_store
+    from momentkit.video.recipe import run_recipe, save_run_recipe
+
+    other_dir = make_tiny_clip(tmp_path / "other-clip", seed=5)
+    other = create_backbone("clip", str(other_dir))
+    feats2 = tmp_path / "feats2"
+    run_extraction(other, [v.path for v in world["videos"]], feats2, clip_len=1.0, progress=False,
+                   log=lambda m: None)
+    run = tmp_path / "run"
+    ann = world["root"] / "ann.jsonl"
+    cfg = load_config(None, base={
+        "data": {"train": str(ann), "val": str(ann), "video_features": [str(feats2), str(world["feats"])],
+                 "text_features": str(world["texts"]), "clip_len": 1.0, "max_v_len": MAX_V_LEN, "batch_size": 4},
+        "model": {"name": "moment_detr", "hidden_dim": 32, "ffn_dim": 64, "nheads": 4, "num_queries": 5},
+        "train": {"epochs": 1, "out_dir": str(run), "progress": False, "accelerator": "cpu", "devices": 1},
+    })
+    recipe = run_recipe(cfg.data)  # what the runner records when training starts
+    train(cfg)
+    save_run_recipe(run, recipe)
+    model = Predictor.from_checkpoint(run)
+    assert model.video_width == 32 and model.recipe["video_normalize"] == "l2"
+    v = world["videos"][2]
+    store = open_store([str(feats2), str(world["feats"])], kind="video")  # what training read
+    queries = ["a red square moves right", "a blue circle moves left"]
+    from_video = model.predict(v.path, queries)
+    from_store = model.predict(store.get(v.path.stem), queries)
+    assert [a.moments for a in from_video] == [b.moments for b in from_store]
+    # in the other order (or one source alone) the features are not what the model was trained on
+    assert not np.allclose(model._extract(v.path), open_store([str(world["feats"]), str(feats2)]).get(v.path.stem))
+    np.testing.assert_allclose(model._extract(v.path), store.get(v.path.stem), rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="2 concatenated feature sources"):
+        Predictor.from_checkpoint(run, backbone=world["backbone"]).predict(v.path, queries)
+    # the CLI needs no backbone option
+    code = main(["predict", str(v.path), queries[0], "--ckpt", str(run), "--out", str(tmp_path / "t.png")])
+    assert code == 0 and queries[0] in capsys.readouterr().out
+
+
+def test_help_says_what_the_demo_model_reads(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "synthetic features" in out and "--features" in out and "recipe" in out
+
+
+def test_run_recipe_clip_length_must_match_the_config(predictor):
+    from momentkit.video.recipe import check_run_recipe, run_recipe
+
+    recipe = run_recipe(predictor.config.data)
+    check_run_recipe(recipe, 1.0)
+    check_run_recipe(None, 2.0)
+    with pytest.raises(InputError, match=r"data.clip_len is 2 s but these features were extracted with clips of 1 s"):
+        check_run_recipe(recipe, 2.0)

@@ -2,7 +2,7 @@
 
 ::
 
-    predictor = Predictor.from_checkpoint("runs/qvh/run", backbone=("clip", "openai/clip-vit-base-patch32"))
+    predictor = Predictor.from_checkpoint("runs/qvh/run")   # its feature recipe picks the backbone
     for r in predictor.predict("talk.mp4", ["a man opens the door", "applause"]):
         print(r.query, r.moments[:3])      # [[start, end, score], ...] in seconds, best first
         r.saliency                          # one score per clip of the whole video
@@ -15,12 +15,20 @@ and L2-normalised, the same padding and masks. So any registered grounding model
 uniform ``forward`` / ``postprocess`` on inputs made as in training.
 
 Features: a ``(T, D)`` or layered ``(K, T, D)`` array (or a ``.npz`` file holding ``features``), or a
-video file decoded and embedded with a backbone by :func:`momentkit.video.extract.extract_video`
-(one row per ``data.clip_len`` seconds). The training config does not record which backbone made
-its features: pass the same one (an object from :func:`momentkit.video.backbones.create_backbone`, or
-a ``(name, model)`` pair). A config that trained on several concatenated feature folders expects
-that concatenation (each part L2-normalised, as :class:`~momentkit.data.features.ConcatStore` does);
-give such features directly.
+video file decoded and embedded by :func:`momentkit.video.extract.extract_video` as the training
+features were made. How they were made is the model's *feature recipe*
+(:mod:`momentkit.video.recipe`): the ``momentkit extract`` recipe of every training feature folder
+(backbone, model id or path, layers, pooling, fps, clip length), in the concatenation order of
+``data.video_features``, with the normalisation training applied (several sources: each
+L2-normalised, cut to the shortest, concatenated, as :class:`~momentkit.data.features.ConcatStore`
+does), and the recipe of the query features. The run stores it with the model and
+:meth:`Predictor.from_checkpoint` reads it, so no backbone need be given: the recipe's backbones are
+loaded when a video or a text query needs them (``backbone_model``: their weights from another
+place). A backbone given (an object from :func:`momentkit.video.backbones.create_backbone`, or a
+``(name, model)`` pair) must make the recipe's features, or it is refused with what the model needs.
+A model trained on features with no extraction recipe (synthetic, or downloaded) cannot read a
+video: give its features; a model that carries no recipe at all (trained before runs recorded
+it) reads videos with the backbone given, which must be the one that made its training features.
 
 Long videos: a model is trained on at most ``data.max_v_len`` clips. A longer video is covered by
 windows of ``window`` clips (default ``max_v_len``) every ``stride`` clips (default half a window; the
@@ -115,17 +123,22 @@ class Predictor:
     window: int | None = None  # clips per window (default: data.max_v_len)
     stride: int | None = None  # clips between window starts (default: window // 2)
     batch_size: int = DEFAULT_BATCH_SIZE  # rows (query x window) per forward pass
-    text_field: str = "last_hidden_state"  # what of the backbone's text output the model reads
+    text_field: str | None = None  # what of the backbone's text output the model reads (default: the recipe's)
     nms: str | None = "auto"  # "auto": the config's eval.nms (hard NMS when it has none and windows merge)
     nms_threshold: float | None = None  # default: eval.nms_threshold
     max_windows: int | None = None  # moments kept per query (default: eval.max_windows)
     max_candidates: int = DEFAULT_MAX_CANDIDATES  # best candidates per query entering NMS
     source: Path | None = field(default=None, repr=False)
+    recipe: dict | None = field(default=None, repr=False)  # the model's feature recipe (None: it has none)
+    backbone_model: str | None = None  # load the recipe's backbone weights from here (HF id or local path)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
         self.model = self.model.to(self.device).eval()
         self.backbone = _make_backbone(self.backbone, self.device)
+        self._backbones: dict = {}  # backbones built from the recipe, by what they are
+        if self.text_field is None:
+            self.text_field = (self.recipe or {}).get("text_field") or "last_hidden_state"
         data = self.config.data
         self.window = int(self.window or data.max_v_len)
         self.stride = int(self.stride or max(1, self.window // 2))
@@ -137,9 +150,14 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, backbone=None, device: str | torch.device = "cpu",
                         **options) -> Predictor:
-        """Load a run folder, ``model.safetensors`` or ``.ckpt``; ``backbone``: an object, a name or a
-        ``(name, model)`` pair (needed for video files and for queries given as text)."""
+        """Load a run folder, ``model.safetensors`` or ``.ckpt`` and the feature recipe it carries
+        (:func:`momentkit.video.recipe.load_run_recipe`); ``backbone`` (an object, a name or a
+        ``(name, model)`` pair) replaces the recipe's, and is needed when the model carries none."""
+        from momentkit.video.recipe import load_run_recipe
+
         model, cfg, src = load_model_and_config(path)
+        if "recipe" not in options:
+            options["recipe"] = load_run_recipe(src)
         return cls(model, cfg, backbone=backbone, device=device, source=src, **options)
 
     # ------------------------------------------------------------------ widths
@@ -164,13 +182,103 @@ class Predictor:
         """The layer of layered features the model reads (``data.layer``; None: all layers)."""
         return getattr(self.config.data, "layer", None)
 
+    # ------------------------------------------------------------------ backbones
+    def _recipe_backbone(self, part: dict):
+        """The backbone of a recipe part, loaded once (video and text of one extraction share it)."""
+        from momentkit.video.backbones import create_backbone
+        from momentkit.video.recipe import backbone_spec, describe_part
+
+        if self.backbone_model is not None:
+            sources = {(p.get("backbone"), p.get("model")) for p in self._recipe_parts()
+                       if p.get("source") == "extract"}
+            if len(sources) > 1:
+                raise InputError(f"backbone_model {self.backbone_model} is ambiguous: the model's features come "
+                                 f"from {len(sources)} backbones; give them as objects", field="backbone_model")
+        name, model, options = backbone_spec(part, self.backbone_model)
+        key = (name, model, repr(sorted(options.items())))
+        if key not in self._backbones:
+            try:
+                self._backbones[key] = create_backbone(name, model, device=self.device, **options)
+            except InputError as e:
+                raise InputError(f"{e.message}; the model's features come from {describe_part(part)}: give the "
+                                 "weights' location with --backbone-model (backbone_model=)", path=e.path,
+                                 field=e.field) from None
+        return self._backbones[key]
+
+    def _recipe_parts(self) -> list[dict]:
+        r = self.recipe or {}
+        return [*r.get("video", []), *([r["text"]] if r.get("text") else [])]
+
+    def video_sources(self, what: str = "a video file") -> list[tuple[Any, float | None, float]]:
+        """``(backbone, fps, clip_len)`` per concatenated feature source of the model (see the module
+        docstring); an :class:`InputError` saying what the model needs when a video cannot be read."""
+        from momentkit.video.recipe import check_backbone, describe_part, describe_video
+
+        clip_len = float(self.config.data.clip_len)
+        if self.recipe is None:
+            if self.backbone is None:
+                raise InputError(f"predicting on {what} needs the backbone that made the model's training "
+                                 "features, and this model carries no feature recipe (trained on synthetic or "
+                                 "downloaded features, or before runs recorded it): give that backbone "
+                                 "(--backbone, Predictor(backbone=...)) or predict from features "
+                                 "(--features FILE.npz)", field="backbone")
+            return [(self.backbone, None, clip_len)]
+        parts = self.recipe["video"]
+        unknown = [p for p in parts if p.get("source") != "extract"]
+        if unknown:
+            if self.backbone is not None and len(parts) == 1 and unknown[0].get("source") == "unknown":
+                return [(self.backbone, None, clip_len)]  # downloaded features: the caller names their backbone
+            width = f" of width {self.video_width}" if self.video_width else ""
+            raise InputError(f"this model was trained on features with no extraction recipe "
+                             f"({'; '.join(describe_part(p) for p in unknown)}): no backbone makes them from "
+                             f"{what}; predict from a features file (--features FILE.npz holding 'features'"
+                             f"{width}) instead", field="features")
+        if self.backbone is not None:
+            if len(parts) != 1:
+                raise InputError(f"the model reads {len(parts)} concatenated feature sources "
+                                 f"({describe_video(self.recipe)}); one backbone cannot make them: omit it to use "
+                                 "the model's recipe", field="backbone")
+            check_backbone(parts[0], self.backbone)
+            return [(self.backbone, float(parts[0]["fps"]), float(parts[0]["clip_len"]))]
+        return [(self._recipe_backbone(p), float(p["fps"]), float(p["clip_len"])) for p in parts]
+
+    def text_encoder(self):
+        """The backbone that encodes text queries as the model's query features were made."""
+        from momentkit.video.recipe import check_backbone, describe_part
+
+        part = (self.recipe or {}).get("text")
+        recorded = (self.recipe or {}).get("text_field")
+        if recorded and self.text_field != recorded:
+            raise InputError(f"the model was trained on the queries' '{recorded}' features, not "
+                             f"'{self.text_field}'", field="text_field")
+        if self.backbone is not None:
+            if part:
+                check_backbone(part, self.backbone, what="query", layered_text=self.text_field == "features")
+            return self.backbone
+        if self.recipe is None:
+            raise InputError("encoding queries needs the backbone that made the model's query features, and "
+                             "this model carries no feature recipe: give that backbone (--backbone, "
+                             "Predictor(backbone=...)) or the queries' features (--text-features)", field="backbone")
+        if not part or part.get("source") != "extract":
+            raise InputError(f"this model was trained on query features with no extraction recipe "
+                             f"({describe_part(part)}): give the queries' features (--text-features FILE.npz, "
+                             "one per query)", field="text_features")
+        return self._recipe_backbone(part)
+
     # ------------------------------------------------------------------ inputs
-    def _need_backbone(self, what: str):
-        if self.backbone is None:
-            raise InputError(f"{what} needs the backbone that made the training features "
-                             "(Predictor.from_checkpoint(..., backbone=...)) or pre-computed features",
-                             field="backbone")
-        return self.backbone
+    def _extract(self, path: Path) -> np.ndarray:
+        """A video file's features, made as the model's training features (every source, normalised and
+        concatenated as in training)."""
+        from momentkit.data.features import l2_normalize
+        from momentkit.video.extract import extract_video
+
+        sources = self.video_sources(f"the video file {path.name}")
+        parts = [extract_video(b, path, fps=fps, clip_len=clip_len) for b, fps, clip_len in sources]
+        if len(parts) == 1 and (self.recipe or {}).get("video_normalize", "none") == "none":
+            return parts[0]
+        parts = [l2_normalize(p) for p in parts]
+        n = min(p.shape[-2] for p in parts)
+        return np.concatenate([p[..., :n, :] for p in parts], axis=-1).astype(np.float32, copy=False)
 
     def video_features(self, video) -> tuple[np.ndarray, float, str | None]:
         """``(features (T, D) or (K, T, D), duration in seconds, video id)`` of a video file, a ``.npz``
@@ -182,10 +290,8 @@ class Predictor:
                 feats = _load_npz_features(path)
                 return feats, feats.shape[-2] * clip_len, path.stem
             from momentkit.video.decode import probe
-            from momentkit.video.extract import extract_video
 
-            backbone = self._need_backbone(f"predicting on the video file {path}")
-            feats = extract_video(backbone, path, clip_len=clip_len)
+            feats = self._extract(path)
             duration = probe(path).duration or feats.shape[-2] * clip_len
             return feats, float(min(duration, feats.shape[-2] * clip_len)), path.stem
         feats = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
@@ -212,8 +318,7 @@ class Predictor:
         from momentkit.data.inputs import text_inputs
 
         if text_features is None:
-            backbone = self._need_backbone("encoding queries")
-            rows = backbone.encode_text(list(queries))
+            rows = self.text_encoder().encode_text(list(queries))
             if rows and self.text_field not in rows[0]:
                 raise InputError(f"the backbone gives no '{self.text_field}' text features "
                                  f"(it gives {', '.join(rows[0])})", field="text_field")

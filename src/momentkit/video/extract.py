@@ -7,7 +7,10 @@ Writes the folders :class:`momentkit.data.features.NpzFolderStore` reads:
 - ``TEXT_OUT/qid{qid}.npz`` with ``last_hidden_state`` ``(L, D)``, ``pooler_output`` ``(D',)`` and,
   with ``layers``, ``features`` ``(K, L, D)`` (TEXT_OUT defaults to ``OUT`` + ``_text``, as
   ``clip_features`` / ``clip_text_features`` are laid out);
-- ``OUT/extract_info.json``: backbone, model, layers, pooling, fps and clip length (written by rank 0);
+- ``OUT/extract_info.json``: the extraction recipe (:func:`recipe_of`; backbone, model id or path,
+  layers, pooling, fps, clip length, width, ``normalize: none``), written by rank 0, and the same with
+  ``kind: text`` in ``TEXT_OUT``; training records it with the model so that ``momentkit predict``
+  makes a video's features the same way (:mod:`momentkit.video.recipe`);
 - ``OUT/extract_failed[.rankR].jsonl``: the videos that could not be read, one JSON object per line
   (``vid``, ``path``, ``error``); removed when a later run has no failure.
 
@@ -298,9 +301,7 @@ def run_extraction(
         if vid in ids and ids[vid] != p:
             raise InputError(f"two videos would be stored as '{vid}.npz': {ids[vid]} and {p}", path=p)
         ids[vid] = p
-    info = {**backbone.describe(), "model": model_name or backbone.describe().get("model"),
-            "fps": fps, "clip_len": clip_len, "features": "(K, T, D)" if backbone.layered else "(T, D)"}
-    info = json.loads(json.dumps(info))  # tuples -> lists, as they read back
+    info = recipe_of(backbone, fps=fps, clip_len=clip_len, model_name=model_name)
     _check_same_setup(out / INFO_NAME, info, overwrite)
     if rank == 0:
         write_json(out / INFO_NAME, info)
@@ -329,15 +330,36 @@ def run_extraction(
 
     if queries is not None:
         text_out = Path(text_out) if text_out is not None else out.parent / f"{out.name}_text"
-        _extract_texts(backbone, queries, text_out, report, text_batch_size, overwrite, progress)
+        _extract_texts(backbone, queries, text_out, report, text_batch_size, overwrite, progress, info=info)
     return report
+
+
+def recipe_of(backbone, *, fps: float, clip_len: float, model_name: str | None = None) -> dict:
+    """The extraction recipe written as ``extract_info.json`` into the video feature folder (and, with
+    ``kind: text``, into the query folder; see :mod:`momentkit.video.recipe`): what made the features,
+    so that a model trained on them can make them again from a video. ``model_path``: the absolute
+    path of ``model`` when it is a local path; ``normalize: none``: rows are stored as the backbone
+    gives them."""
+    described = backbone.describe()
+    model = model_name or described.get("model")
+    local = model is not None and Path(str(model)).exists()
+    try:
+        dtype = str(backbone.dtype).replace("torch.", "")
+    except (AttributeError, StopIteration):
+        dtype = None
+    info = {**described, "model": model, "fps": fps, "clip_len": clip_len,
+            "features": "(K, T, D)" if backbone.layered else "(T, D)", "kind": "video", "normalize": "none",
+            "model_path": str(Path(str(model)).resolve()) if local else None, "dtype": dtype,
+            "recipe_version": 1}
+    return json.loads(json.dumps(info))  # tuples -> lists, as they read back
 
 
 # what must agree for features in one folder to belong together
 SETUP_KEYS = ("backbone", "model", "layers", "pool", "frames_per_clip", "fps", "clip_len", "video_dim")
+TEXT_SETUP_KEYS = ("backbone", "model", "text_layers")
 
 
-def _check_same_setup(path: Path, info: dict, overwrite: bool) -> None:
+def _check_same_setup(path: Path, info: dict, overwrite: bool, keys: Sequence[str] = SETUP_KEYS) -> None:
     """Refuse to mix features of another backbone/model/layers/rate into an existing folder."""
     if overwrite or not path.is_file():
         return
@@ -345,7 +367,7 @@ def _check_same_setup(path: Path, info: dict, overwrite: bool) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    diff = [f"{k}: {old.get(k)!r} -> {info.get(k)!r}" for k in SETUP_KEYS if old.get(k) != info.get(k)]
+    diff = [f"{k}: {old.get(k)!r} -> {info.get(k)!r}" for k in keys if old.get(k) != info.get(k)]
     if diff:
         raise InputError("this folder holds features extracted differently (" + "; ".join(diff)
                          + "); use another output folder or --overwrite", path=path.parent)
@@ -364,7 +386,7 @@ def _write_failures(out: Path, report: ExtractReport, paths: dict[str, str]) -> 
 
 
 def _extract_texts(backbone, queries, text_out: Path, report: ExtractReport, batch_size: int,
-                   overwrite: bool, progress: bool) -> None:
+                   overwrite: bool, progress: bool, info: dict | None = None) -> None:
     from tqdm import tqdm
 
     unique: dict[str, str] = {}
@@ -372,6 +394,11 @@ def _extract_texts(backbone, queries, text_out: Path, report: ExtractReport, bat
         unique.setdefault(str(qid), str(text))
     mine = shard(sorted(unique.items()), report.rank, report.world_size)
     text_out.mkdir(parents=True, exist_ok=True)
+    if info is not None:
+        _check_same_setup(text_out / INFO_NAME, info, overwrite, keys=TEXT_SETUP_KEYS)
+    if report.rank == 0 and info is not None:  # the recipe of the query features
+        arrays = ["last_hidden_state", "pooler_output"] + (["features"] if backbone.layered else [])
+        write_json(text_out / INFO_NAME, {**info, "kind": "text", "text_arrays": arrays})
     todo = []
     for qid, text in mine:
         target = text_out / f"qid{qid}.npz"
@@ -405,6 +432,7 @@ __all__ = [
     "extract_video",
     "list_videos",
     "read_queries",
+    "recipe_of",
     "run_extraction",
     "shard",
     "video_id",
