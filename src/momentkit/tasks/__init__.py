@@ -68,6 +68,15 @@ class Task:
     def write_predictions(self, out: Path, set_name: str, rows: list[dict], dm) -> Path:
         raise NotImplementedError
 
+    def fit_calibration(self, rows: list[dict], gt: Any, cfg) -> tuple[list[float] | None, list[dict]]:
+        """Fit a map of the prediction scores on validation ``rows`` (None: the task does not calibrate);
+        returns it and the rows with scores a user can read (see :meth:`calibrate`)."""
+        return None, rows
+
+    def calibrate(self, rows: list[dict], params: list[float]) -> list[dict]:
+        """``rows`` with their scores mapped by fitted ``params``."""
+        return rows
+
 
 _TASKS: dict[str, Task] = {}
 

@@ -8,7 +8,13 @@
   ``single``: Charades-STA / TACoS R1@t and mIoU; ``multimoment``: R_m / mAP_m and the decoder
   diagnostics) and the post-processing (windows kept, NMS).
 - Metrics: :func:`score_predictions` -- the functions ``momentkit evaluate`` uses.
-- Predictions: ``predictions_{split}.jsonl`` in the QVHighlights format.
+- Predictions: ``predictions_{split}.jsonl`` in the QVHighlights format. With ``eval.calibrate`` the
+  window scores are calibrated probabilities of "IoU >= 0.5 with a ground-truth window"
+  (:mod:`momentkit.ops.calibration`): the map is fitted on the validation predictions; the validation
+  predictions themselves are calibrated out of fold (videos in two halves, each mapped with the fit on
+  the other half), so that their calibration error is honest; other splits and ``momentkit predict``
+  use the map fitted on all of them (``eval.calibration``). Window order and ranking metrics do not
+  change.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class GroundingEvalConfig:
     nms: Literal["hard", "gaussian", "linear"] | None = None  # NMS / soft-NMS at inference (None = off)
     nms_threshold: float = 0.7  # IoU threshold of NMS
     active_threshold: float = 0.5  # multimoment: a prediction is "active" at this confidence or above
+    calibrate: bool = True  # window scores become calibrated probabilities (Platt map fitted on val)
+    calibration: list[float] | None = None  # the fitted map [a, b], saved with the trained model
 
 
 def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool = False,
@@ -240,6 +248,40 @@ class GroundingTask(Task):
     def score(self, rows: list[dict], gt: list[dict], cfg, dm, *, full: bool = False) -> dict:
         return score_predictions(rows, gt, cfg.eval.task, full=full, active_threshold=cfg.eval.active_threshold,
                                  clip_len=cfg.data.clip_len)
+
+    def fit_calibration(self, rows: list[dict], gt: list[dict], cfg) -> tuple[list[float] | None, list[dict]]:
+        if not cfg.eval.calibrate:
+            return None, rows
+        import zlib
+
+        import numpy as np
+
+        from momentkit.ops.calibration import calibrate_rows, fit_platt
+        from momentkit.spans import pairwise_iou_np
+
+        truth = {g["qid"]: g.get("relevant_windows") or [] for g in gt}
+        top = [(r, r["pred_relevant_windows"][0][2], bool(truth.get(r["qid"])) and pairwise_iou_np(
+                np.asarray(r["pred_relevant_windows"][:1], float)[:, :2],
+                np.asarray(truth[r["qid"]], float)).max() >= 0.5)
+               for r in rows if r.get("pred_relevant_windows")]
+        if not top:
+            return None, rows
+        conf = np.array([t[1] for t in top])
+        correct = np.array([t[2] for t in top])
+        fold = np.array([zlib.crc32(str(t[0]["vid"]).encode()) % 2 for t in top])
+        params = list(fit_platt(conf, correct))
+        out = {}
+        for f in (0, 1):  # out of fold: each half mapped with the fit on the other half
+            other = fold != f
+            p = fit_platt(conf[other], correct[other]) if other.any() else tuple(params)
+            for r in calibrate_rows([t[0] for t, k in zip(top, fold) if k == f], p):
+                out[r["qid"]] = r
+        return params, [out.get(r["qid"], r) for r in rows]
+
+    def calibrate(self, rows: list[dict], params: list[float]) -> list[dict]:
+        from momentkit.ops.calibration import calibrate_rows
+
+        return calibrate_rows(rows, tuple(params))
 
     def write_predictions(self, out: Path, set_name: str, rows: list[dict], dm) -> Path:
         from momentkit.io import write_jsonl

@@ -36,6 +36,9 @@ class TaskModule(L.LightningModule):
         self.model = model if model is not None else create_model(**self.cfg.model)
         # the EMA copy (updated by momentkit.training.callbacks.EMA) evaluates and is exported
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False) if self.cfg.train.ema_decay else None
+        # the fitted score calibration of the task (NaN: none), restored with the best checkpoint
+        cal = (config.get("eval") or {}).get("calibration") if isinstance(config.get("eval"), dict) else None
+        self.register_buffer("calibration", torch.tensor(cal if cal else [float("nan")] * 2, dtype=torch.float64))
         self._rows: dict[str, list[dict]] = {}
         self._sets: list[str] = []
         self.split = "val"
@@ -118,7 +121,7 @@ class TaskModule(L.LightningModule):
         """Metrics of the rows collected in this evaluation: flat (prefixed per set, see
         :func:`momentkit.tasks.set_metric_key`) or, with ``full``, what ``metrics_{split}.json`` holds."""
         dm = self.trainer.datamodule
-        self.predictions = {s: self._gather(self._rows[s]) for s in self._sets}
+        self.predictions = {s: self._calibrated(s, self._gather(self._rows[s]), dm) for s in self._sets}
         per_set = {s: self.task.score(self.predictions[s], dm.ground_truth(s), self.cfg, dm, full=full)
                    for s in self._sets}
         if full and self._sets == [self.split]:
@@ -126,6 +129,22 @@ class TaskModule(L.LightningModule):
         flat = {set_metric_key(s, self.split, k): v for s in self._sets
                 for k, v in (per_set[s]["brief"] if full else per_set[s]).items()}
         return {"brief": flat, **per_set} if full else flat
+
+    def _calibrated(self, set_name: str, rows: list[dict], dm) -> list[dict]:
+        """Rows with the task's calibrated scores: the map is fitted on the first validation set and
+        applied elsewhere (see :meth:`momentkit.tasks.Task.fit_calibration`)."""
+        if self.split == "val" and set_name == self._sets[0]:
+            params, rows = self.task.fit_calibration(rows, dm.ground_truth(set_name), self.cfg)
+            if params is not None:
+                self.calibration.copy_(torch.tensor(params, dtype=torch.float64))
+            return rows
+        if not torch.isnan(self.calibration).any():
+            return self.task.calibrate(rows, self.calibration.tolist())
+        return rows
+
+    def calibration_params(self) -> list[float] | None:
+        """The fitted calibration, or None."""
+        return None if torch.isnan(self.calibration).any() else self.calibration.tolist()
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
