@@ -546,3 +546,48 @@ def test_mixed_precision_forward_and_loss():
     assert out["pred_spans"].dtype == torch.float32 and out["saliency_scores"].dtype == torch.float32
     rows = model.eval().postprocess(out, batch)
     assert len(rows) == 3
+
+
+# ----------------------------------------------------------------------------- query dependence options
+QC_WEIGHTS = {"span": 1.0, "iou": 1.0, "label": 1.0, "saliency": 0.1, "query_contrast": 1.0}
+
+
+def test_negative_pairs_score_every_video_with_another_query():
+    model = tiny(**NO_DROPOUT, neg_pairs=True, loss_weights=QC_WEIGHTS)
+    batch = make_batch()
+    model.train()
+    out = model(batch)
+    neg = out["saliency_scores_neg"]
+    assert neg.shape == out["saliency_scores"].shape
+    # the same videos with the rolled queries through the normal forward give the same scores
+    rolled = {**batch, "text_feats": batch["text_feats"].roll(1, 0), "text_mask": batch["text_mask"].roll(1, 0)}
+    torch.manual_seed(0)
+    again = model(rolled)["saliency_scores"]
+    vm = batch["video_mask"]
+    torch.testing.assert_close(neg[vm], again[vm], rtol=1e-5, atol=1e-6)
+    total, terms = model.loss(out, batch)
+    # by hand: -log sigmoid((s - s_neg) / 0.07) at the sampled positives, mean
+    pos = batch["saliency_pos_idx"]
+    s, sn = out["saliency_scores"].gather(1, pos), neg.gather(1, pos)
+    expected = -torch.nn.functional.logsigmoid((s - sn) / 0.07).mean()
+    torch.testing.assert_close(terms["loss_query_contrast"], expected.detach())
+    total.backward()
+    model.eval()
+    assert "saliency_scores_neg" not in model(batch)  # training only
+
+
+def test_query_contrast_needs_negative_pairs():
+    with pytest.raises(InputError, match="neg_pairs"):
+        tiny(loss_weights=QC_WEIGHTS)
+
+
+def test_dense_stream_without_text_ca_and_mean_pooling():
+    model = tiny(**NO_DROPOUT, dense_text_ca=False, text_pool="mean").eval()
+    assert all(layer.dense.text_ca is None for layer in model.layers)
+    batch = make_batch()
+    text = torch.randn(3, 1, 6, 16)
+    mask = batch["text_mask"]
+    w = mask[:, None, :, None].float()
+    torch.testing.assert_close(model._pool(text, mask), (text * w).sum(2) / w.sum(2))
+    with pytest.raises(InputError, match="text_pool"):
+        tiny(text_pool="max")

@@ -33,6 +33,9 @@ Once per batch (logged ``loss_<term>``), on outputs ``saliency_scores (B, T)`` u
   ``rank_levels``, ``rank_tau``), with outputs ``saliency_scores_neg (B, T)`` as extra negatives if given.
 - ``neg_pair``: outputs ``saliency_scores_neg (B, T)`` (each video with another sample's query) pushed
   towards 0.
+- ``query_contrast`` (SDST with ``neg_pairs``): at the batch's ``saliency_pos_idx`` clips, the score with
+  the sample's own query above the score with another sample's query, outputs ``saliency_scores_neg``:
+  ``-log sigmoid((s - s_neg) / temperature)``.
 - ``video_align`` / ``layer_align`` (SDST): InfoNCE between outputs ``level_video (L, B, T, F)`` and
   ``level_text (L, B, F)`` across the videos of the batch / across the levels, on the clips that
   overlap a window (``temperature``; batch ``meta[i]["vid"]`` keeps queries of one video apart).
@@ -217,6 +220,24 @@ def neg_pair_term(c: SetCriterion, x: LossInputs) -> torch.Tensor | None:
     """``-log(1 - sigmoid(s))`` of the valid clips of ``saliency_scores_neg (B, T)``, summed, mean over B."""
     neg = x.outputs.get("saliency_scores_neg")
     return None if neg is None else neg_pair_saliency_loss(neg, x.video_mask)
+
+
+@register_term("query_contrast")
+def query_contrast_term(c: SetCriterion, x: LossInputs) -> torch.Tensor | None:
+    """Does the saliency listen to the query? At each sampled positive clip (batch ``saliency_pos_idx
+    (B, P)``), the clip's score with its own query, ``saliency_scores (B, T)``, must exceed its score with
+    another sample's query, ``saliency_scores_neg (B, T)``: ``-log sigmoid((s - s_neg) / temperature)``,
+    mean over the positives of the ``saliency_valid`` samples."""
+    neg = x.outputs.get("saliency_scores_neg")
+    if neg is None or "saliency_pos_idx" not in x.batch:
+        return None
+    pos = x.batch_on_device("saliency_pos_idx").long()
+    s, s_neg = x.outputs["saliency_scores"].float().gather(1, pos), neg.float().gather(1, pos)  # (B, P)
+    ok = x.video_mask.gather(1, pos)
+    if "saliency_valid" in x.batch:
+        ok = ok & x.batch_on_device("saliency_valid").bool()[:, None]
+    loss = -F.logsigmoid((s - s_neg) / c.temperature)
+    return torch.where(ok, loss, 0.0).sum() / ok.sum().clamp(min=1)
 
 
 @register_term("video_align")

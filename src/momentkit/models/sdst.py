@@ -84,7 +84,8 @@ from momentkit.models.utils import count_parameters
 
 SPARSE_MODULES = ("text_ca", "self_attn", "video_attn", "ffn")
 ATTENTIONS = ("rdsa", "deformable", "ca")
-LOSS_TERMS = ("span", "iou", "label", "saliency", "video_align", "layer_align", "actionness")
+LOSS_TERMS = ("span", "iou", "label", "saliency", "query_contrast", "video_align", "layer_align", "actionness")
+TEXT_POOLS = ("attention", "mean")
 
 
 @dataclass
@@ -96,6 +97,11 @@ class SDSTConfig:
     text_dim: int = 1024
     num_levels: int = 4  # K: the last K levels of layered inputs are used
     text_cls: bool = False  # the first text token is a CLS token: kept out of the cross-attentions
+    # query dependence of the saliency (not in the paper; defaults are the paper's model)
+    dense_text_ca: bool = True  # the dense stream's cross-attention to the text (False: D ignores the query)
+    text_pool: str = "attention"  # pooled query for the saliency: learned attention pooling | mean of tokens
+    neg_pairs: bool = False  # training: also score every video against another sample's query (dense
+    #                          stream only) -> saliency_scores_neg, for the `query_contrast` loss term
     # recurrence
     shared: bool = True  # one SDST layer for every level (False: one per level)
     hidden_dim: int = 256
@@ -138,7 +144,8 @@ class SDSTConfig:
     aux_loss: bool = True  # set losses at every level, not only the last
 
     def __post_init__(self):
-        choices = {"attention": ATTENTIONS, "sample_points": tuple(SAMPLE_POINTS), "activation": ("relu", "gelu")}
+        choices = {"attention": ATTENTIONS, "sample_points": tuple(SAMPLE_POINTS), "activation": ("relu", "gelu"),
+                   "text_pool": TEXT_POOLS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"must be one of {list(allowed)}, got {getattr(self, name)!r}", field=name)
@@ -158,6 +165,8 @@ class SDSTConfig:
         if not order or len(set(order)) != len(order) or any(m not in SPARSE_MODULES for m in order):
             raise InputError(f"must list distinct modules among {list(SPARSE_MODULES)}, got {order}",
                              field="sparse_order")
+        if "query_contrast" in self.loss_weights and not self.neg_pairs:
+            raise InputError("the query_contrast term needs neg_pairs: true", field="loss_weights")
         unknown = set(self.loss_weights) - set(LOSS_TERMS)
         if unknown:
             raise InputError(f"unknown loss term(s) {sorted(unknown)}; known: {list(LOSS_TERMS)}",
@@ -201,12 +210,13 @@ class DenseStream(nn.Module):
     def __init__(self, cfg: SDSTConfig):
         super().__init__()
         kw = _block_kwargs(cfg)
-        self.text_ca = AttentionBlock(**kw)
+        self.text_ca = AttentionBlock(**kw) if cfg.dense_text_ca else None
         self.self_attn = AttentionBlock(**kw)
         self.ffn = _ffn(cfg)
 
     def forward(self, d, text, text_pad, pos, clip_pad):
-        d = self.text_ca(d, text, text_pad, pos, None)
+        if self.text_ca is not None:
+            d = self.text_ca(d, text, text_pad, pos, None)
         d = self.self_attn(d, key_pad_mask=clip_pad, pos=pos)
         return self.ffn(d)
 
@@ -411,7 +421,7 @@ class SDST(nn.Module):
 
         logits = self.class_head(torch.stack(latents))  # (K, B, M, 1): every level in one call
         spans = torch.stack(spans)  # (K, B, M, 2)
-        pooled = self.text_pool(text, tm)  # (B, K, F)
+        pooled = self._pool(text, tm)  # (B, K, F)
         saliency = F.cosine_similarity(dense.float(), pooled[:, -1, None].float(), dim=-1)
         roi = roi_align_1d(dense, spans[-1].detach(), lengths, cfg.roi_size)
         actionness = self.actionness_head(roi.flatten(2))[..., 0].float().sigmoid()
@@ -428,7 +438,28 @@ class SDST(nn.Module):
             "level_video": video.transpose(0, 1),
             "level_text": pooled.transpose(0, 1),
             "betas": betas,
+            **self._negative_pairs(videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled),
         }
+
+    def _pool(self, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``text (B, K, L, F)`` -> pooled query ``(B, K, F)`` (``text_pool``)."""
+        if self.config.text_pool == "attention":
+            return self.text_pool(text, mask)
+        w = mask.to(text)[:, None, :, None]
+        return (text * w).sum(2) / w.sum(2).clamp(min=1)
+
+    def _negative_pairs(self, videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled) -> dict:
+        """Training with ``neg_pairs``: the saliency of every video with the next sample's query
+        (``saliency_scores_neg (B, T)``), the dense stream run again on the rolled queries."""
+        if not (self.config.neg_pairs and self.training and len(tm) > 1):
+            return {}
+        dense = None
+        for level, (video, text) in enumerate(zip(videos, texts)):
+            fresh = mix[level] * video
+            dense = fresh if dense is None else carry[level] * dense + fresh
+            dense = self.layer(level).dense(dense, text.roll(1, 0), text_pad.roll(1, 0), pos, clip_pad)
+        neg = F.cosine_similarity(dense.float(), pooled[:, -1, None].roll(1, 0).float(), dim=-1)
+        return {"saliency_scores_neg": neg}
 
     # ------------------------------------------------------------------ loss / predictions
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
