@@ -140,13 +140,16 @@ def test_memory_stays_bounded(clip, tmp_path, monkeypatch):
 
 def test_cli_extracts_skips_bad_videos_and_resumes(clip_dir, videos, tmp_path, capsys):
     out = tmp_path / "feats"
-    args = ["extract", "--backbone", "clip", "--model", str(clip_dir), "--videos", str(videos),
+    args = ["extract", "--backbone", "clip", "--backbone-model", str(clip_dir), "--videos", str(videos),
             "--out", str(out), "--layers", "-2", "-1", "--queries", FIXTURE_QUERIES, "--no-progress",
             "--device", "cpu"]
-    assert main(args) == 0
+    assert main(args) == 2  # the good videos are done, the bad ones make the command fail
     printed = capsys.readouterr()
     assert "3 videos extracted, 0 already done, 2 failed" in printed.out
     assert "cut.mp4" in printed.err and "empty.mp4" in printed.err
+    assert "  failed: cut: " in printed.err and "  failed: empty: " in printed.err
+    last = printed.err.strip().splitlines()[-1]
+    assert last.startswith("momentkit extract: error: ") and "2 of 5 videos could not be read" in last
     store = NpzFolderStore(out, "video")
     assert store.keys() == ["alpha", "beta", "gamma"]
     assert store.num_layers == 2 and store.dim == 32
@@ -164,22 +167,22 @@ def test_cli_extracts_skips_bad_videos_and_resumes(clip_dir, videos, tmp_path, c
         assert z["pooler_output"].shape == (16,) and z["last_hidden_state"].shape[1] == 32
     # second run: nothing to do; files untouched
     stamp = os.stat(out / "alpha.npz").st_mtime_ns
-    assert main(args) == 0
+    assert main(args) == 2
     assert "0 videos extracted, 3 already done, 2 failed" in capsys.readouterr().out
     assert os.stat(out / "alpha.npz").st_mtime_ns == stamp
     # a damaged output is extracted again
     (out / "beta.npz").write_bytes(b"garbage")
-    assert main(args) == 0
+    assert main(args) == 2
     assert "1 videos extracted, 2 already done" in capsys.readouterr().out
     assert NpzFolderStore(out, "video").get("beta").shape == (2, 3, 32)
 
 
 def test_cli_errors_are_one_line(clip_dir, tmp_path, capsys):
-    assert main(["extract", "--backbone", "clip", "--model", str(clip_dir), "--videos",
+    assert main(["extract", "--backbone", "clip", "--backbone-model", str(clip_dir), "--videos",
                  str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "no such video folder" in capsys.readouterr().err
     make_video(tmp_path / "v.mp4", duration=2.0, fps=5, width=32, height=32)
-    assert main(["extract", "--backbone", "clip", "--model", str(clip_dir), "--videos", str(tmp_path / "v.mp4"),
+    assert main(["extract", "--backbone", "clip", "--backbone-model", str(clip_dir), "--videos", str(tmp_path / "v.mp4"),
                  "--out", str(tmp_path / "o"), "--layers", "9", "--no-progress"]) == 2
     assert "layer 9 does not exist" in capsys.readouterr().err
 

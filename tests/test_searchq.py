@@ -611,13 +611,17 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
         {"segment": [1.0, 2.0], "label": "jump"}]}}}))
     cases = [
         ([str(YC2_VAL), "--out", str(tmp_path / "o.jsonl")], "no LLM endpoint"),
-        ([str(YC2_VAL), "--out", str(tmp_path / "o.jsonl"), "--base-url", "ftp://x", "--model", "m"], "http://"),
-        ([str(YC2_VAL), "--out", str(tmp_path / "o.jsonl"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
-          "--threshold", "2"], "threshold"),
+        ([str(YC2_VAL), "--out", str(tmp_path / "o.jsonl"), "--base-url", "http://x"], "pass --llm-model"),
+        ([str(YC2_VAL), "--out", str(tmp_path / "o.jsonl"), "--base-url", "ftp://x", "--llm-model", "m"], "http://"),
         ([str(detection), "--out", str(tmp_path / "o.jsonl"),
-          "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-cache"], "expected captions"),
+          "--base-url", "http://127.0.0.1:9/v1", "--llm-model", "m", "--no-cache"], "expected captions"),
+        ([str(tmp_path / "missing.json"), "--out", str(tmp_path / "o.jsonl")], "missing.json: file not found"),
     ]
     for args, message in cases:
         assert main(["make-search-queries", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "Traceback" not in err[0] and message in err[0], err
+    with pytest.raises(SystemExit) as exit_:  # option values are checked by argparse, with the usage line
+        main(["make-search-queries", str(YC2_VAL), "--out", str(tmp_path / "o.jsonl"), "--threshold", "2"])
+    assert exit_.value.code == 2
+    assert "argument --threshold: expected a number in [-1, 1], got '2'" in capsys.readouterr().err

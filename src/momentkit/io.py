@@ -3,6 +3,7 @@
 - :func:`atomic_write` writes to a temporary file in the target folder and renames it into place,
   so an interrupted run never leaves a half-written file behind.
 - :func:`iter_jsonl` / :func:`read_json` parse with errors that name the file and line.
+- :func:`check_output` refuses an output location that cannot be written, before any work starts.
 """
 
 from __future__ import annotations
@@ -61,6 +62,50 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output(path: str | os.PathLike, kind: str = "file", *, option: str | None = None) -> Path:
+    """Refuse an output location that cannot be written, before any work starts; creates nothing.
+
+    ``kind="file"``: ``path`` must not be a folder; ``kind="dir"``: it must not be a file. The
+    nearest existing folder on the way (``path`` itself for an existing folder) must be writable,
+    tested by creating and removing a temporary file there, and no file may stand where a folder
+    is needed. The :class:`InputError` names ``option`` (e.g. ``--out``) and the path.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    if not str(path).strip():
+        raise InputError(f"expected a {'file' if kind == 'file' else 'folder'} name, got an empty one",
+                         field=option)
+    target = Path(path)
+    try:
+        if kind == "file" and target.is_dir():
+            raise InputError("is a folder; expected a file name", path=target, field=option)
+        if kind == "file" and str(path).endswith(("/", os.sep)):
+            raise InputError("ends with a slash, which names a folder; expected a file name", path=path,
+                             field=option)
+        if kind == "dir" and target.exists() and not target.is_dir():
+            raise InputError("is a file; expected a folder", path=target, field=option)
+        _check_writable_folder(target if kind == "dir" else target.parent, target, option)
+    except PermissionError as e:  # a folder on the way that cannot even be looked into
+        raise InputError(f"cannot be written ({e.strerror})", path=target, field=option) from None
+    return target
+
+
+def _check_writable_folder(folder: Path, target: Path, option: str | None) -> None:
+    """The nearest existing ancestor of ``folder`` (or itself) must be a writable folder."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot be created: {existing} is a file, not a folder", path=target, field=option)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".momentkit-write-test.", dir=existing)
+    except OSError as e:
+        raise InputError(f"cannot be written: cannot create a file in {existing} ({e.strerror})",
+                         path=target, field=option) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _require_file(path: Path) -> None:

@@ -12,7 +12,13 @@ import json
 import sys
 import warnings
 
+from momentkit.cli.options import option_fields
 from momentkit.errors import InputError
+
+# the readers' argument names -> the options of `data stats`, in error messages (reader options given
+# with -o KEY=VALUE keep their KEY)
+READER_OPTIONS = {"format": "--format"}
+READER_WORDS = {"(pass classes=)": "(pass -o classes=FILE)"}
 
 
 def register(subparsers) -> None:
@@ -65,7 +71,7 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.durations is not None:
         options["durations"] = args.durations
     fmt = args.format or detect_format(args.path)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, option_fields(READER_OPTIONS, READER_WORDS):
         warnings.simplefilter("always", AnnotationWarning)
         samples = read_annotations(args.path, fmt, **options)
     for w in caught:

@@ -13,6 +13,8 @@ import argparse
 import sys
 import warnings
 
+from momentkit.cli.options import positive_int
+
 TASK_HELP = "grounding | single | multimoment | detection | dense (default: inferred from the files)"
 
 
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("pred", help="predictions: JSON Lines (query tasks) or JSON (detection, dense)")
     p.add_argument("gt", help="ground truth: JSON Lines (query tasks) or JSON with a 'database' (detection, dense)")
     p.add_argument("--task", default=None, help=TASK_HELP)
-    p.add_argument("--out", default=None, help="write all metrics to this JSON file (atomically)")
+    p.add_argument("--out", default=None, metavar="FILE.json",
+                   help="also write all metrics to this JSON file (atomically; checked before scoring)")
     p.add_argument("--subset", default=None, help="ground-truth subset to evaluate (detection, dense), e.g. Test")
     p.add_argument(
         "--tiou",
@@ -36,7 +39,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--protocol", default=None, help="dense only: per-frame (default) or charades (25 frames, weighted)")
     p.add_argument(
-        "--frames", type=int, default=None, help="dense only: evaluate this many equally spaced frames per video"
+        "--frames", type=positive_int, default=None, metavar="N",
+        help="dense only: evaluate this many equally spaced frames per video (1 or more)"
     )
     p.add_argument("--per-class", action="store_true", help="detection, dense: also print the per-class AP table")
     p.add_argument(
@@ -51,9 +55,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from momentkit.io import write_json
+    from momentkit.io import check_output, write_json
     from momentkit.metrics import evaluate
 
+    if args.out:
+        check_output(args.out, "file", option="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.label_field is not None:

@@ -35,7 +35,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from momentkit.data.features import open_store, pack_features
+    from momentkit.io import check_output
 
+    check_output(args.dst, "file", option="DST")
     store = open_store(args.src, kind=args.kind, field=args.field)
     info = pack_features(store, args.dst, dtype=args.dtype, progress=not args.no_progress)
     layers = f", {info.num_layers} layers" if info.num_layers else ""

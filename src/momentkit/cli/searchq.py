@@ -12,7 +12,21 @@ import os
 import sys
 from pathlib import Path
 
+from momentkit.cli.options import (
+    DeprecatedAlias,
+    float_range,
+    nonneg_float,
+    nonneg_int,
+    option_fields,
+    positive_float,
+    positive_int,
+)
 from momentkit.errors import InputError
+
+# the library's argument names -> this command's options, in error messages
+LIBRARY_OPTIONS = {"base_url": "--base-url", "model": "--llm-model", "concurrency": "--concurrency",
+                  "max_retries": "--max-retries", "timeout": "--timeout", "threshold": "--threshold",
+                  "limit": "--limit", "cache_dir": "--cache", "dataset": "--dataset", "prompts": "--prompts"}
 
 
 def default_cache_dir() -> Path:
@@ -31,10 +45,11 @@ def register(subparsers) -> None:
         epilog="environment: MOMENTKIT_LLM_BASE_URL (else OPENAI_BASE_URL), MOMENTKIT_LLM_MODEL, "
         "MOMENTKIT_LLM_API_KEY (else OPENAI_API_KEY). Example: momentkit make-search-queries "
         "yc2_val.json --out yc2_s_val.jsonl --dataset youcook2 --base-url http://localhost:8000/v1 "
-        "--model google/gemma-3-12b-it",
+        "--llm-model google/gemma-3-12b-it",
     )
     p.add_argument("captions", metavar="CAPTIONS", help="caption / grounding annotation file")
-    p.add_argument("--out", required=True, help="output grounding JSON Lines (with --levels: OUT_S1.jsonl, ...)")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl",
+                   help="output grounding JSON Lines (with --levels: FILE_S1.jsonl, ...) and FILE.report.json")
     p.add_argument("--format", default=None, help="annotation format of CAPTIONS (default: detected)")
     p.add_argument("--dataset", default="generic",
                    help="few-shot examples: youcook2, activitynet, generic, or the path of an examples JSON file "
@@ -46,24 +61,30 @@ def register(subparsers) -> None:
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="keep every rewrite without asking the validator")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
-    p.add_argument("--model", default=None, help="model name as the endpoint knows it")
+    p.add_argument("--llm-model", default=None, metavar="NAME",
+                   help="the LLM's model name as the endpoint knows it (default: MOMENTKIT_LLM_MODEL)")
+    p.add_argument("--model", dest="llm_model", action=DeprecatedAlias, new="--llm-model")
     p.add_argument("--api-key", default=None, help="API key (sent as a bearer token; none by default)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default: 0)")
-    p.add_argument("--max-tokens", type=int, default=None, help="answer length limit sent to the endpoint")
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
-    p.add_argument("--max-retries", type=int, default=5,
-                   help="retries of a failed request, with exponential back-off (default: 5)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+    p.add_argument("--temperature", type=nonneg_float, default=0.0, help="sampling temperature, >= 0 (default: 0)")
+    p.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
+                   help="answer length limit sent to the endpoint, 1 or more (default: the endpoint's)")
+    p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
+                   help="requests in flight at once, 1 or more (default: 8)")
+    p.add_argument("--max-retries", type=nonneg_int, default=5, metavar="N",
+                   help="retries of a failed request, with exponential back-off, 0 or more (default: 5)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                   help="seconds per request, > 0 (default: 120)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help=f"answer cache (default: {default_cache_dir()}); a repeated or resumed run reuses it")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
-    p.add_argument("--threshold", type=float, default=0.85,
-                   help="cosine similarity at or above which two queries of a video are grouped (default: 0.85)")
+    p.add_argument("--threshold", type=float_range(-1.0, 1.0), default=0.85,
+                   help="cosine similarity in [-1, 1] at or above which two queries of a video are grouped "
+                        "(default: 0.85)")
     p.add_argument("--encoder", default=None,
                    help="sentence-transformers model (hub id or folder; default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--keep-overlaps", dest="merge_windows", action="store_false",
                    help="keep overlapping windows of a group apart instead of merging them")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N videos")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N videos (1 or more)")
     p.set_defaults(func=run)
 
 
@@ -76,30 +97,62 @@ def run(args: argparse.Namespace) -> int:
     from momentkit.searchq.prompting import load_prompts
     from momentkit.searchq.report import print_report
 
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise InputError(f"must be a positive integer, got {args.max_tokens}", field="--max-tokens")
-    if args.timeout <= 0:
-        raise InputError(f"must be positive, got {args.timeout}", field="--timeout")
+    # inputs, then outputs, then the endpoint: the cheapest mistakes are reported first
+    fmt = check_captions(args.captions, args.format)
+    with option_fields(LIBRARY_OPTIONS):
+        options = SearchQueryOptions(levels=args.levels, validate=args.validate, threshold=args.threshold,
+                                     merge_windows=args.merge_windows, limit=args.limit)
+    cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
+    check_outputs(args.out, options.level_names, cache_dir)
+    with option_fields(LIBRARY_OPTIONS):
+        prompts = load_prompts(args.dataset, args.prompts)
     params: dict = {"temperature": args.temperature}
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
-    client = ChatClient.from_env(
-        base_url=args.base_url, model=args.model, api_key=args.api_key, params=params,
-        cache_dir=None if args.no_cache else (args.cache or default_cache_dir()),
-        concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.timeout,
-    )
-    prompts = load_prompts(args.dataset, args.prompts)
-    options = SearchQueryOptions(levels=args.levels, validate=args.validate, threshold=args.threshold,
-                                 merge_windows=args.merge_windows, limit=args.limit)
+    with option_fields(LIBRARY_OPTIONS, {"--model": "--llm-model"}):
+        client = ChatClient.from_env(
+            base_url=args.base_url, model=args.llm_model, api_key=args.api_key, params=params,
+            cache_dir=cache_dir, concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.timeout,
+        )
 
     def progress(desc: str, total: int):
         return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not sys.stderr.isatty())
 
     report = build_benchmark(args.captions, args.out, client=client, prompts=prompts, encoder=args.encoder,
-                             options=options, format=args.format, progress=progress)
+                             options=options, format=fmt, progress=progress)
     console = Console()
     print_report(report, console)
     for level, path in report["outputs"].items():
         console.print(f"{level}: {path}")
     console.print(f"report: {report_path(args.out)}")
     return 0
+
+
+def check_captions(path: str, fmt: str | None) -> str:
+    """Read the caption file once before anything else (its errors name the file and line) and check
+    that it holds captions; return its format."""
+    import warnings
+
+    from momentkit.data.annotations import AnnotationWarning, detect_format, read_annotations
+    from momentkit.data.records import GroundingSample
+
+    fmt = fmt or detect_format(path)
+    with warnings.catch_warnings():  # the pipeline reads the file again and warns then
+        warnings.simplefilter("ignore", AnnotationWarning)
+        samples = read_annotations(path, fmt)
+    if samples and not isinstance(samples[0], GroundingSample):
+        raise InputError(f"expected captions (grounding annotations); format {fmt!r} holds "
+                         f"{type(samples[0]).__name__} records", path=path)
+    return fmt
+
+
+def check_outputs(out: str, levels, cache_dir) -> None:
+    """Every file the command writes (one per level and the report) and the cache folder must be writable."""
+    from momentkit.io import check_output
+    from momentkit.searchq.pipeline import level_paths, report_path
+
+    check_output(out, "file", option="--out")
+    for path in [*level_paths(out, levels).values(), report_path(out)]:
+        check_output(path, "file", option="--out")
+    if cache_dir is not None:  # the default one too: answers are written there as they come
+        check_output(Path(cache_dir).expanduser(), "dir", option="--cache")

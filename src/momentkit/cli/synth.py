@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from momentkit.cli.options import seed
+
 
 def register(sub) -> None:
     from momentkit.synth.config import PRESETS
@@ -16,8 +18,9 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("preset", metavar="PRESET", help="one of the presets above")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created; checked before anything is generated)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed, an integer >= 0 (default: 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of the preset (repeatable), e.g. --set noise=1.0")
     p.add_argument("--list", action="store_true", help=argparse.SUPPRESS)
@@ -27,10 +30,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
+    from momentkit.io import check_output
     from momentkit.synth import get_preset, synthesize
     from momentkit.synth.report import summary_tables
 
     cfg = get_preset(args.preset).override(args.overrides)
+    check_output(args.out, "dir", option="--out")
     console = Console()
     with console.status(f"generating {args.preset} ..."):
         summary = synthesize(cfg, args.out, seed=args.seed, preset=args.preset)
