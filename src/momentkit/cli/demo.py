@@ -7,16 +7,26 @@ validation queries.
 
 from __future__ import annotations
 
+import copy
+
+from momentkit.cli.options import positive_int, seed
+
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="generate synthetic data, train, evaluate and plot (a few minutes on CPU)")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p = sub.add_parser(
+        "demo", help="generate synthetic data, train, evaluate and plot (a few minutes on CPU)",
+        description="The main job end to end on built-in synthetic data: generate the qvh-small benchmark "
+        "into OUT/data (re-used by a later run with the same seed), train a model on it into OUT/run, "
+        "print its official metrics on val beside the training-free oracle and draw OUT/timelines.png.",
+    )
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
     p.add_argument("--model", default=None,
-                   help="registered model name (default: a small SDST; e.g. moment_detr, qd_detr)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's setting)")
-    p.add_argument("--seed", type=int, default=0)
+                   help="registered grounding model name (default: a small SDST; e.g. moment_detr, qd_detr)")
+    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help="training epochs, 1 or more (default: the demo's setting, 12)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed, an integer >= 0 (default: 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training config value, e.g. --set train.lr=2e-4")
+                   help="override a training config value, e.g. --set train.lr=2e-4 (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -32,51 +42,85 @@ DEMO_CONFIG = {
 }
 
 
-def run(args) -> int:
-    import json
-    from pathlib import Path
+# where the synthetic benchmark's features are, before it is generated (only checked, never read)
+PLANNED_FEATURES = {"video_features": ["features/video"], "text_features": "features/text"}
 
+
+def run(args) -> int:
     from rich.console import Console
 
-    from momentkit.config import deep_merge
-    from momentkit.io import iter_jsonl
-    from momentkit.synth import get_preset, synthesize
+    from momentkit.io import check_output
     from momentkit.training.config import load_config
-    from momentkit.training.report import metrics_table
     from momentkit.training.runner import train
-    from momentkit.viz import plot_timelines
 
-    console = Console()
-    out = Path(args.out)
+    check_model(args.model)
+    out = check_output(args.out, "dir", option="--out")
     data = out / "data"
+    load_config(None, args.overrides, base=demo_config(args, out, PLANNED_FEATURES))  # before any work
+    console = Console()
     console.rule("1/3  synthetic data: qvh-small")
-    if (data / "synth.json").is_file() and json.loads((data / "synth.json").read_text()).get("seed") == args.seed:
-        summary = json.loads((data / "synth.json").read_text())
-        console.print(f"re-using {data}")
-    else:
-        summary = synthesize(get_preset("qvh-small"), data, seed=args.seed, preset="qvh-small")
-    from momentkit.synth.report import summary_tables
+    summary = synthetic_data(data, args.seed, console)
+    cfg = load_config(None, args.overrides, base=demo_config(args, out, summary))
+    console.rule(f"2/3  training {cfg.model['name']}")
+    result = train(cfg)
+    console.rule("3/3  results on val")
+    report(console, out, data, summary, cfg, result)
+    return 0
 
-    for table in summary_tables(summary):
-        console.print(table)
 
-    model_cfg = DEMO_CONFIG["model"] if args.model in (None, "sdst") else {"name": args.model}
-    name = model_cfg["name"]
-    console.rule(f"2/3  training {name}")
-    base = deep_merge({**DEMO_CONFIG, "model": model_cfg}, {
+def check_model(name: str | None) -> None:
+    """``--model`` must name a registered grounding model."""
+    from momentkit.errors import InputError
+    from momentkit.models import list_models
+
+    known = list_models(task="grounding")
+    if name is not None and name not in known:
+        raise InputError(f"unknown grounding model {name!r}; choose from {', '.join(known)}", field="--model")
+
+
+def demo_config(args, out, summary: dict) -> dict:
+    """The training config of the demo (before ``--set``): DEMO_CONFIG with ``--model``, ``--epochs``,
+    ``--seed`` and the synthetic data of ``summary`` under ``out/data``."""
+    from momentkit.config import deep_merge
+
+    data = out / "data"
+    model = DEMO_CONFIG["model"] if args.model in (None, "sdst") else {"name": args.model}
+    cfg = deep_merge(copy.deepcopy({**DEMO_CONFIG, "model": model}), {
         "data": {"train": str(data / "annotations/train.jsonl"), "val": str(data / "annotations/val.jsonl"),
                  "video_features": [str(data / f) for f in summary["video_features"]],
                  "text_features": str(data / summary["text_features"])},
-        "model": {} if args.model is None else {"name": args.model},
         "train": {"out_dir": str(out / "run"), "seed": args.seed},
     })
     if args.epochs is not None:
-        base["train"]["epochs"] = args.epochs
-    cfg = load_config(None, args.overrides, base=base)
-    result = train(cfg)
+        cfg["train"]["epochs"] = args.epochs
+    return cfg
 
-    console.rule("3/3  results on val")
-    rows = {"oracle (training-free)": summary["oracle"]["val"], name: result["val"]}
+
+def synthetic_data(data, seed: int, console) -> dict:
+    """Generate qvh-small into ``data`` (or re-use it when it was made with ``seed``); print its summary."""
+    import json
+
+    from momentkit.synth import get_preset, synthesize
+    from momentkit.synth.report import summary_tables
+
+    stamp = data / "synth.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("seed") == seed:
+        summary = json.loads(stamp.read_text())
+        console.print(f"re-using {data}")
+    else:
+        summary = synthesize(get_preset("qvh-small"), data, seed=seed, preset="qvh-small")
+    for table in summary_tables(summary):
+        console.print(table)
+    return summary
+
+
+def report(console, out, data, summary: dict, cfg, result: dict) -> None:
+    """Metrics beside the oracle's, timelines of four val queries and where everything was written."""
+    from momentkit.io import iter_jsonl
+    from momentkit.training.report import metrics_table
+    from momentkit.viz import plot_timelines
+
+    rows = {"oracle (training-free)": summary["oracle"]["val"], cfg.model["name"]: result["val"]}
     console.print(metrics_table(rows, "QVHighlights metrics on qvh-small val"))
     preds = {p["qid"]: p for _, p in iter_jsonl(out / "run" / "predictions_val.jsonl")}
     gts = [g for _, g in iter_jsonl(data / "annotations/val.jsonl")][:4]
@@ -86,4 +130,3 @@ def run(args) -> int:
     png = plot_timelines(items, out / "timelines.png", clip_len=cfg.data.clip_len)
     console.print(f"learning curve: {out / 'run' / 'curve.png'}   timelines: {png}")
     console.print(f"predictions: {out / 'run' / 'predictions_val.jsonl'}   metrics: {out / 'run' / 'metrics_val.json'}")
-    return 0
