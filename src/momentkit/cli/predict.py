@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import argparse
 
+from momentkit.cli.options import DEVICE_HELP, LayerList, device, option_fields, positive_int
+
 DEMO_CHECKPOINT = "runs/demo/run/model.safetensors"
+# the library's argument names -> this command's options, in error messages
+LIBRARY_OPTIONS = {"backbone": "--backbone", "backbone_model": "--backbone-model", "layers": "--layers",
+                   "window": "--window", "stride": "--stride", "text_field": "--text-field", "device": "--device",
+                   "features": "--features", "text_features": "--text-features", "queries": "QUERY"}
 
 EPILOG = f"""\
 examples:
-  momentkit predict talk.mp4 "a man opens the door" --query "applause" \\
-      --ckpt runs/qvh/run --backbone clip --backbone-model openai/clip-vit-base-patch32
-  momentkit predict --features talk.npz "a man opens the door" --ckpt runs/qvh/run --backbone clip
+  momentkit predict talk.mp4 "a man opens the door" --query "applause" --ckpt runs/qvh/run
+  momentkit predict --features talk.npz "a man opens the door" --ckpt runs/qvh/run
   momentkit predict --features talk.npz "query" --text-features qid0.npz --ckpt runs/qvh/run
 
-Without --ckpt the model of `momentkit demo` ({DEMO_CHECKPOINT}) is used. The backbone must be the one
-(and the layers the ones) that made the model's training features. Videos longer than the model's
-trained length are covered by overlapping windows merged with NMS.
+A model trained on `momentkit extract` features carries their recipe (backbone, model, layers, fps,
+clip length, normalisation, order of several sources) and makes a video's and the queries' features
+the same way: no --backbone is needed, and one that differs is refused.
+
+Without --ckpt the model of `momentkit demo` ({DEMO_CHECKPOINT}) is used:
+it was trained on synthetic features that no backbone makes, so it predicts from --features and
+--text-features files only, not from a video. Videos longer than the model's trained length are
+covered by overlapping windows merged with NMS.
 """
 
 
@@ -32,12 +42,17 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="*", metavar="VIDEO QUERY", help="video file, then one or more queries")
     p.add_argument("--query", "-q", action="append", default=[], help="another query (repeatable)")
     p.add_argument("--ckpt", default=None, metavar="PATH",
-                   help=f"run folder, model.safetensors or .ckpt (default: {DEMO_CHECKPOINT})")
-    p.add_argument("--backbone", default=None, help="backbone that made the training features (clip, internvideo2)")
+                   help=f"run folder, model.safetensors or .ckpt (default: the demo's {DEMO_CHECKPOINT}, "
+                        "which reads feature files only)")
+    p.add_argument("--backbone", default=None,
+                   help="backbone that made the training features (clip, internvideo2; default: the one the "
+                        "model's feature recipe names)")
     p.add_argument("--backbone-model", default=None, metavar="PATH_OR_ID",
-                   help="the backbone's weights: Hugging Face id or local path (default: its official model)")
-    p.add_argument("--layers", nargs="+", type=int, default=None, metavar="N",
-                   help="backbone layers for layered features (as given to `momentkit extract`)")
+                   help="the backbone's weights: Hugging Face id or local path (default: the recipe's, else "
+                        "the backbone's official model)")
+    p.add_argument("--layers", nargs="+", action=LayerList, default=None, metavar="N",
+                   help="backbone layers for layered features, 1-based, negatives from the end "
+                        "(as given to `momentkit extract`)")
     p.add_argument("--text-field", default="last_hidden_state",
                    choices=("last_hidden_state", "features", "pooler_output"),
                    help="which query features of the backbone the model reads (default: last_hidden_state, "
@@ -46,12 +61,16 @@ def register(subparsers) -> None:
                    help="pre-computed video features (array 'features', (T, D) or (K, T, D)) instead of a video")
     p.add_argument("--text-features", nargs="+", default=None, metavar="FILE.npz",
                    help="pre-computed query features, one file per query (array 'last_hidden_state' or 'features')")
-    p.add_argument("--top", type=int, default=5, help="moments shown and kept per query (default: 5)")
-    p.add_argument("--out", default="timeline.png", help="timeline PNG to write (default: timeline.png)")
+    p.add_argument("--top", type=positive_int, default=5, metavar="N",
+                   help="moments shown and kept per query, 1 or more (default: 5)")
+    p.add_argument("--out", default="timeline.png", metavar="FILE.png",
+                   help="timeline PNG to write (default: timeline.png)")
     p.add_argument("--save", default=None, metavar="FILE.jsonl", help="also write the predictions as JSON Lines")
-    p.add_argument("--window", type=int, default=None, help="clips per window (default: the model's max_v_len)")
-    p.add_argument("--stride", type=int, default=None, help="clips between windows (default: half a window)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--window", type=positive_int, default=None, metavar="N",
+                   help="clips per window, 1 or more (default: the model's max_v_len)")
+    p.add_argument("--stride", type=positive_int, default=None, metavar="N",
+                   help="clips between windows, 1 to --window (default: half a window)")
+    p.add_argument("--device", type=device, default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
 
@@ -81,7 +100,29 @@ def _text_file(path: str):
     raise InputError("no 'last_hidden_state', 'features' or 'pooler_output' array in this file", path=p)
 
 
+def _check_windows_and_outputs(args: argparse.Namespace) -> None:
+    """Refuse a stride longer than the window and output files that cannot be written, before any work."""
+    from pathlib import Path
+
+    from momentkit.errors import InputError
+    from momentkit.io import check_output
+
+    if args.window is not None and args.stride is not None and args.stride > args.window:
+        raise InputError(f"must be at most --window ({args.window}), got {args.stride}", field="--stride")
+    check_output(args.out, "file", option="--out")
+    if args.save:
+        check_output(args.save, "file", option="--save")
+        if Path(args.save).absolute() == Path(args.out).absolute():
+            raise InputError("--save and --out name the same file", path=args.save, field="--save")
+
+
 def run(args: argparse.Namespace) -> int:
+    with option_fields(LIBRARY_OPTIONS):
+        return predict(args)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Check everything given, then load the model, predict, print, plot and save."""
     from pathlib import Path
 
     from momentkit.errors import InputError
@@ -96,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         video, queries = inputs[0], inputs[1:] + list(args.query)
     if not queries:
         raise InputError("give at least one query (positional or --query)", field="query")
-    if args.top < 1:
-        raise InputError(f"--top must be at least 1, got {args.top}", field="top")
+    _check_windows_and_outputs(args)
     ckpt = args.ckpt
     if ckpt is None:
         if not Path(DEMO_CHECKPOINT).is_file():
@@ -128,12 +168,9 @@ def run(args: argparse.Namespace) -> int:
         from momentkit.video.backbones import create_backbone
 
         backbone = create_backbone(args.backbone, args.backbone_model, layers=args.layers, device=device)
-    elif not args.features or text_features is None:
-        need = "to read the video" if not args.features else "to encode the queries (or give --text-features)"
-        raise InputError(f"--backbone is needed {need}: use the one that made the model's training features",
-                         field="backbone")
     predictor = Predictor.from_checkpoint(ckpt, backbone=backbone, device=device, window=args.window,
-                                          stride=args.stride, text_field=args.text_field)
+                                          stride=args.stride, text_field=args.text_field,
+                                          backbone_model=args.backbone_model)
     results = predictor.predict(video, queries, text_features=text_features, top=args.top)
     _print(results, video)
 
