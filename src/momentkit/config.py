@@ -130,15 +130,29 @@ def apply_overrides(data: dict, assignments: list[str], *, source: str = "--set"
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
-            raise InputError(f"cannot parse value {raw!r}", field=key) from None
+            raise InputError(f"cannot parse the value {raw!r} as YAML (given by {source} {item})",
+                             field=key.strip()) from None
         node = data
         parts = key.strip().split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise InputError("is not a mapping", field=p)
+                raise InputError(f"is {node!r}, not a section with keys (given by {source} {item})",
+                                 field=".".join(parts[:i + 1]))
         node[parts[-1]] = value
     return data
+
+
+def override_for(field: str | None, assignments: list[str]) -> str | None:
+    """The ``key=value`` of ``assignments`` (the last one, as it wins) that set ``field``, a section
+    holding it or a key inside it -- whom an error on ``field`` should blame instead of the config file."""
+    if not field:
+        return None
+    for item in reversed(assignments):
+        key = item.partition("=")[0].strip()
+        if key and (field == key or field.startswith((f"{key}.", f"{key}[")) or key.startswith(f"{field}.")):
+            return item
+    return None
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -146,6 +160,10 @@ def load_yaml(path: str | Path) -> dict:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        found = sorted(str(p) for pattern in ("*.yaml", "*/*.yaml") for p in path.glob(pattern))
+        hint = f" (e.g. {', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else ""
+        raise InputError(f"is a folder, not a config file; give a YAML file{hint}", path=path)
     if not path.is_file():
         raise InputError("config file not found", path=path)
     try:

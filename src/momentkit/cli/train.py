@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (any task)",
@@ -15,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
     p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
-                   help="resume an interrupted run (default: OUT_DIR/checkpoints/last.ckpt)")
+                   help="resume an interrupted run (Ctrl-C saves its state) from OUT_DIR/checkpoints/last.ckpt, "
+                   "or from CKPT")
     p.set_defaults(func=run_train)
 
     # kept one release for scripts written against it
@@ -38,10 +42,14 @@ def register(sub) -> None:
 def run_train(args) -> int:
     from momentkit.training.config import load_config
     from momentkit.training.report import print_metrics
-    from momentkit.training.runner import train
+    from momentkit.training.runner import Interrupted, train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume)
+    try:
+        result = train(cfg, resume=args.resume)
+    except Interrupted as stop:
+        print(_interrupted_message(args, stop), file=sys.stderr)
+        return 130
     for split in ("val", "test"):
         if split in result:
             print_metrics(result[split], f"{cfg.model['name']} on {split}", task=cfg.task)
@@ -49,9 +57,23 @@ def run_train(args) -> int:
     return 0
 
 
-def run_train_tal(args) -> int:
-    import sys
+def _interrupted_message(args, stop) -> str:
+    """What Ctrl-C during ``momentkit train`` says: where the state is and the command that resumes."""
+    if stop.checkpoint is None:
+        return ("momentkit train: interrupted before any training state was saved; nothing to resume (run the "
+                "same command again)")
+    command = ["momentkit", "train", args.config]
+    for item in args.overrides:
+        command += ["--set", item]
+    at = "" if stop.step is None else f" at step {stop.step}"
+    if stop.saved_step is not None and stop.saved_step != stop.step:
+        saved = f"the last saved state (step {stop.saved_step}) is in {stop.checkpoint}"
+    else:
+        saved = f"the state is saved in {stop.checkpoint}"
+    return f"momentkit train: interrupted{at}; {saved}\nresume with: {shlex.join(command + ['--resume'])}"
 
+
+def run_train_tal(args) -> int:
     print("momentkit train-tal: deprecated, use `momentkit train CONFIG` (same options)", file=sys.stderr)
     return run_train(args)
 

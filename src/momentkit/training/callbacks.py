@@ -1,7 +1,12 @@
-"""Callbacks of the runner: the learning curve and the exponential moving average of the weights."""
+"""Callbacks of the runner: the learning curve, the exponential moving average of the weights, the
+clean stop on Ctrl-C (with its checkpoint) and what the terminal shows of progress."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +94,110 @@ class EMA(L.Callback):
             else:
                 e.copy_(p)
         self.updates += 1
+
+
+class StopOnInterrupt(L.Callback):
+    """Ctrl-C during training stops the run cleanly: the step under way finishes, then, before the next
+    one starts, the training state is saved to ``path`` (the run's ``checkpoints/last.ckpt``) and a
+    :class:`KeyboardInterrupt` ends the fit -- so ``momentkit train CONFIG --resume`` continues exactly
+    where the run stopped, also when no epoch had ended yet. A second Ctrl-C stops at once and saves
+    nothing (the last saved state stays). ``requested`` tells the runner a Ctrl-C came, also one that
+    came too late to stop the fit (during the last epoch's end).
+
+    Only in a single process (several processes would stop at different steps)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.requested = False
+        self._stopping = False
+        self._previous = None
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once, without saving)", file=sys.stderr,
+              flush=True)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_fit_start(self, trainer, module) -> None:
+        self.requested = self._stopping = False
+        if trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if self.requested:
+            self._stopping = True
+            raise KeyboardInterrupt
+
+    def teardown(self, trainer, module, stage: str) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        try:
+            if self._stopping:  # (Lightning ignores further Ctrl-C while it handles this one)
+                self._save(trainer)
+        finally:
+            self._restore()
+
+    def _save(self, trainer) -> None:
+        # Lightning adds one to the logging step when it restarts from a checkpoint saved between two
+        # steps (it expects them saved at the end of a step); take it back so the logs continue as they
+        # would have
+        loop = trainer.fit_loop.epoch_loop
+        if hasattr(loop, "_batches_that_stepped"):
+            loop._batches_that_stepped -= 1
+        tmp = self.path.with_name(self.path.name + ".part")
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state
+            os.replace(tmp, self.path)
+        except Exception:  # noqa: BLE001 - never mask the interruption; the previous last.ckpt stays
+            tmp.unlink(missing_ok=True)
+
+
+class EpochLog(L.Callback):
+    """One line per training epoch on stdout (what a log file gets instead of a progress bar): the
+    epoch, the optimiser step, the training loss, the monitored metric when the epoch was evaluated, and
+    the wall time."""
+
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
+        self.t0 = time.perf_counter()
+        self.evaluated = False
+
+    def on_validation_end(self, trainer, module) -> None:
+        self.evaluated = not trainer.sanity_checking
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        parts = [f"epoch {trainer.current_epoch + 1}{epochs}", f"step {trainer.global_step}"]
+        if "train/loss" in metrics:
+            parts.append(f"train/loss {float(metrics['train/loss']):.4f}")
+        if self.evaluated and self.monitor in metrics:
+            parts.append(f"{self.monitor} {float(metrics[self.monitor]):.2f}")
+        minutes, seconds = divmod(int(time.perf_counter() - self.t0), 60)
+        parts.append(f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
+        print("  ".join(parts), file=sys.stdout, flush=True)
+        self.evaluated = False
+
+
+def progress_bar() -> L.Callback:
+    """Lightning's progress bar (rich when installed) without ``v_num``, the logger's version, which
+    means nothing in a momentkit run folder."""
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+    from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+    class Bar(RichProgressBar if _RICH_AVAILABLE else TQDMProgressBar):
+        def get_metrics(self, trainer, module) -> dict:
+            metrics = super().get_metrics(trainer, module)
+            metrics.pop("v_num", None)
+            return metrics
+
+    return Bar()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from momentkit.config import apply_overrides, from_dict, load_yaml, to_dict
+from momentkit.config import apply_overrides, from_dict, load_yaml, override_for, to_dict
 from momentkit.errors import InputError
 
 
@@ -131,8 +131,15 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict |
         data = load_yaml(path)
         here = str(Path(path).resolve().parent)
         data = _expand(data, here)
-    data = apply_overrides(data, list(overrides))
-    return parse_config(data, src)
+    overrides = list(overrides)
+    data = apply_overrides(data, overrides)
+    try:
+        return parse_config(data, src)
+    except InputError as e:
+        item = override_for(e.field, overrides)
+        if item is None:
+            raise
+        raise InputError(f"{e.message} (given by --set {item})", field=e.field) from None  # not the file's fault
 
 
 def _expand(node, here: str):
