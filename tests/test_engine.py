@@ -244,3 +244,17 @@ def test_train_tal_is_a_deprecated_alias(toy_models, detection_data, tmp_path, c
     assert main(["train-tal", _write(tmp_path, config)]) == 0
     assert "deprecated" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics_val.json").is_file()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.epochs", 0, "must be > 0"), ("train.lr", -1.0, "must be > 0"), ("train.eval_every", 0, "must be > 0"),
+    ("train.ema_decay", 1.0, "below 1"), ("data.batch_size", 0, "must be > 0"), ("data.max_v_len", 0, "must be > 0"),
+    ("eval.max_windows", 0, "must be > 0"), ("eval.nms_threshold", 1.5, "[0, 1]"),
+])
+def test_degenerate_numbers_fail_at_load_time(key, value, message):
+    section, name = key.split(".")
+    base = {"data": _missing_data("grounding"), "model": {"name": "moment_detr"}}
+    base.setdefault(section, {})[name] = value
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
+        load_config(None, base=base)
+    assert e.value.field == key

@@ -102,8 +102,6 @@ def test_guide_runs_as_written(tmp_path, monkeypatch, capsys):
                 out = capsys.readouterr()
                 assert code == 0, f"{shlex.join(argv)} failed: {out.err.strip()}"
                 ran.append((argv[1], out.out))
-                if argv[1] == "train":
-                    _store_recipe_if_missing(Path(cfg["train"]["out_dir"]), name)
         elif lang == "python":
             exec(compile(block, str(GUIDE), "exec"), {})
             ran.append(("python", capsys.readouterr().out))
@@ -125,11 +123,3 @@ def test_guide_runs_as_written(tmp_path, monkeypatch, capsys):
     assert recipe["video"][0]["model"] == str(clip_dir) and recipe["video"][0]["path"] == "features/clip"
 
 
-def _store_recipe_if_missing(run: Path, config: str) -> None:
-    """Store the feature recipe with the run as the runner does; a no-op once `momentkit train` records
-    it itself (model.safetensors metadata / recipe.json)."""
-    from momentkit.training.config import load_config
-    from momentkit.video.recipe import load_run_recipe, run_recipe, save_run_recipe
-
-    if load_run_recipe(run) is None:
-        save_run_recipe(run, run_recipe(load_config(config).data))

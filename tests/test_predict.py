@@ -4,6 +4,8 @@ cut into windows and merged back, errors."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,7 +208,10 @@ def test_errors_name_the_input(world, predictor, tmp_path):
         predictor.predict(np.zeros((6, 7), np.float32), ["a red square"])
     with pytest.raises(InputError, match="width 5 but the model expects 32"):
         predictor.predict(np.zeros((6, 16), np.float32), ["q"], text_features=[np.ones((3, 5))])
-    bare = Predictor.from_checkpoint(world["run"])
+    stripped = tmp_path / "no_recipe"  # a checkpoint alone, without the run's recipe of its features
+    stripped.mkdir()
+    shutil.copy(Path(world["run"]) / "checkpoints" / "best.ckpt", stripped / "model.ckpt")
+    bare = Predictor.from_checkpoint(stripped / "model.ckpt")
     with pytest.raises(InputError, match="backbone"):
         bare.predict(world["videos"][0].path, ["a red square"])
     garbage = tmp_path / "model.safetensors"
@@ -359,8 +364,11 @@ def test_synthetic_features_cannot_come_from_a_video(world, predictor, tmp_path,
                  "--text-features", str(world["texts"] / "qid0.npz"), "--out", str(tmp_path / "f.png")])
     assert code == 0 and (tmp_path / "f.png").is_file()
     # no recipe at all and no backbone: the message says both ways out
+    stripped = tmp_path / "no_recipe"  # a checkpoint alone, without the run's recipe.json
+    stripped.mkdir()
+    shutil.copy(world["run"] / "checkpoints" / "best.ckpt", stripped / "model.ckpt")
     with pytest.raises(InputError, match="carries no feature recipe.*--backbone.*--features"):
-        Predictor.from_checkpoint(world["run"]).predict(world["videos"][0].path, ["a red square"])
+        Predictor.from_checkpoint(stripped / "model.ckpt").predict(world["videos"][0].path, ["a red square"])
 
 
 def test_several_sources_concatenated_in_the_recipes_order(world, tmp_path, capsys):

@@ -367,7 +367,10 @@ class Predictor:
                 duration: float | None = None, top: int | None = None) -> list[MomentPrediction]:
         """Moments and per-clip saliency of each query on ``video`` (a video file, a ``.npz`` with
         ``features``, or a ``(T, D)`` / ``(K, T, D)`` array); see the module docstring."""
+        from momentkit.ops.calibration import apply_platt
         from momentkit.ops.nms import nms as apply_nms
+
+        calibration = getattr(self.config.eval, "calibration", None)
 
         queries = [queries] if isinstance(queries, str) else list(queries)
         if not queries:
@@ -429,8 +432,10 @@ class Predictor:
             m = _best(np.concatenate(cands[q]), self.max_candidates)
             m[:, :2] = np.clip(m[:, :2], 0.0, dur)
             if method is not None:
-                m = apply_nms(m, method, threshold, max_keep=top)
+                m = apply_nms(m, method, threshold, max_keep=top, relative=True)
             m = m[np.argsort(-m[:, 2], kind="stable")][:top]
+            if calibration:  # the map fitted on validation: scores become probabilities of being right
+                m[:, 2] = apply_platt(m[:, 2], *calibration)
             results.append(MomentPrediction(
                 query=queries[q], moments=np.round(m, 4).tolist(), saliency=saliency[q].tolist(),
                 duration=dur, clip_len=clip_len, num_windows=n_win, vid=vid))

@@ -23,10 +23,14 @@ def register(sub) -> None:
     p.set_defaults(func=run_train)
 
     # kept one release for scripts written against it
-    a = sub.add_parser("train-tal", help="deprecated alias of `momentkit train` (action-localisation configs)")
-    a.add_argument("config", metavar="CONFIG")
-    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    a.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT")
+    a = sub.add_parser("train-tal", help="deprecated alias of `momentkit train` (action-localisation configs)",
+                       description="Deprecated: `momentkit train CONFIG` trains every task, action localisation "
+                       "included, with the same options. This alias prints a notice and runs it.")
+    a.add_argument("config", metavar="CONFIG", help="YAML experiment config (see configs/tal/)")
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable), as for momentkit train")
+    a.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
+                   help="resume an interrupted run, as for momentkit train")
     a.set_defaults(func=run_train_tal)
 
     t = sub.add_parser("test", help="evaluate a checkpoint on a split and write predictions + metrics",
@@ -34,8 +38,10 @@ def register(sub) -> None:
                        "of CONFIG; predictions and metrics_<split>.json go to train.out_dir of CONFIG.")
     t.add_argument("config", metavar="CONFIG", help="YAML experiment config giving the data")
     t.add_argument("--ckpt", required=True, help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train")
-    t.add_argument("--split", default="val", choices=("val", "test"))
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--split", default="val", choices=("val", "test"),
+                   help="the split of CONFIG's data to evaluate (default: val)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value of CONFIG, e.g. --set train.out_dir=runs/eval (repeatable)")
     t.set_defaults(func=run_test)
 
 

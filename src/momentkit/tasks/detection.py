@@ -58,6 +58,12 @@ class DetectionDataConfig:
     normalize_features: bool = False  # L2 per part when several feature folders are concatenated
     max_videos: int | None = None  # keep the first N videos of every split (quick runs)
 
+    def __post_init__(self) -> None:
+        from momentkit.training.config import check_ranges
+
+        check_ranges(self, positive=("downsample_rate", "batch_size", "eval_batch_size"),
+                     nonneg=("target_batch_size", "num_workers"), optional_positive=("max_seq_len", "max_videos"))
+
 
 @dataclass
 class DetectionEvalConfig:

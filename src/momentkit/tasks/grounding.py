@@ -49,6 +49,12 @@ class GroundingDataConfig:
     eval_batch_size: int = 64
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        from momentkit.training.config import check_ranges
+
+        check_ranges(self, positive=("clip_len", "max_v_len", "max_q_len", "batch_size", "eval_batch_size"),
+                     nonneg=("num_workers",))
+
 
 @dataclass
 class GroundingEvalConfig:
@@ -59,6 +65,15 @@ class GroundingEvalConfig:
     active_threshold: float = 0.5  # multimoment: a prediction is "active" at this confidence or above
     calibrate: bool = True  # window scores become calibrated probabilities (Platt map fitted on val)
     calibration: list[float] | None = None  # the fitted map [a, b], saved with the trained model
+
+    def __post_init__(self) -> None:
+        from momentkit.training.config import check_ranges
+
+        check_ranges(self, positive=("max_windows",))
+        if not 0 <= self.nms_threshold <= 1:
+            raise InputError(f"must be in [0, 1], got {self.nms_threshold}", field="nms_threshold")
+        if self.calibration is not None and len(self.calibration) != 2:
+            raise InputError(f"expected [a, b], got {self.calibration}", field="calibration")
 
 
 def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool = False,

@@ -54,6 +54,30 @@ class TrainConfig:
     max_steps: int = -1  # stop after this many optimiser steps (-1 = no limit)
     max_time_minutes: float | None = None  # stop training after this wall time
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("epochs", "lr", "eval_every"),
+                     nonneg=("weight_decay", "warmup_steps", "warmup_epochs", "grad_clip"),
+                     optional_positive=("lr_drop", "threads", "checkpoint_every_steps", "max_time_minutes",
+                                        "ema_decay"))
+        if self.ema_decay is not None and not self.ema_decay < 1:
+            raise InputError(f"must be below 1, got {self.ema_decay}", field="ema_decay")
+        if not 0 <= self.warmup_start <= 1:
+            raise InputError(f"must be in [0, 1], got {self.warmup_start}", field="warmup_start")
+
+
+def check_ranges(obj, *, positive=(), nonneg=(), optional_positive=()) -> None:
+    """Refuse meaningless numbers of a config dataclass, naming the field and the allowed range."""
+    for name in positive:
+        if not getattr(obj, name) > 0:
+            raise InputError(f"must be > 0, got {getattr(obj, name)}", field=name)
+    for name in nonneg:
+        if not getattr(obj, name) >= 0:
+            raise InputError(f"must be >= 0, got {getattr(obj, name)}", field=name)
+    for name in optional_positive:
+        value = getattr(obj, name)
+        if value is not None and not value > 0:
+            raise InputError(f"must be > 0 (or null), got {value}", field=name)
+
 
 SECTIONS = ("task", "data", "model", "train", "eval")
 
@@ -116,8 +140,10 @@ def _section(cls: type, data: dict, key: str, path: str | None):
         raise InputError(f"expected a mapping, got {value!r}", path=path, field=key)
     try:
         return from_dict(cls, value, path=path, prefix=key)
-    except InputError:
-        raise
+    except InputError as e:
+        if e.field and e.field.startswith(f"{key}."):
+            raise
+        raise InputError(e.message, path=path, field=f"{key}.{e.field}" if e.field else key) from None
     except (ValueError, TypeError) as e:  # a section's own checks
         raise InputError(str(e), path=path, field=key) from None
 

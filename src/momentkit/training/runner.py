@@ -168,8 +168,11 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
     (see :class:`~momentkit.training.callbacks.StopOnInterrupt`).
 
     Returns ``{"best_checkpoint", "curve": [rows], "val": metrics, "test": metrics}``."""
+    from momentkit.io import check_output
+
     check_accelerator(cfg.train.accelerator, cfg.train.devices)
     out = Path(cfg.train.out_dir)
+    check_output(out, "dir", option="train.out_dir")
     ckpt_dir = out / "checkpoints"
     ckpt_path = _resume_checkpoint(resume, ckpt_dir)
     started = time.time()
@@ -179,9 +182,15 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
             torch.set_num_threads(cfg.train.threads)
         L.seed_everything(cfg.train.seed, workers=True, verbose=False)
         dm, module = build(cfg)
+        from momentkit.video.recipe import check_run_recipe, run_recipe, save_run_recipe
+
+        module.recipe = run_recipe(cfg.data)  # how the input features were made, for `momentkit predict`
+        if hasattr(cfg.data, "clip_len"):
+            check_run_recipe(module.recipe, cfg.data.clip_len)
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "config.yaml") as fh:
-            yaml.safe_dump(module.hparams["config"], fh, sort_keys=False)
+        _write_config(out, module)
+        if trainer_is_zero():
+            save_run_recipe(out, module.recipe)
         trainer, best_cb, curve_cb, stop_cb = _fit_trainer(cfg, out, ckpt_dir, resuming=ckpt_path is not None)
         _interruptible(trainer, trainer.fit, module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         if stop_cb.requested:  # Ctrl-C during the last epoch's end: the fit ended, the run stops here
@@ -194,6 +203,11 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
         result = {"best_checkpoint": best, "curve": curve_cb.rows}
         if Path(best).is_file():
             module.load_state_dict(load_checkpoint(best)["state_dict"])
+            calibration = module.calibration_params()
+            if calibration is not None:  # the best model's score map goes with the model
+                module.hparams["config"]["eval"]["calibration"] = calibration
+                cfg.eval.calibration = calibration
+                _write_config(out, module)
             export_weights(module, out)
             for split in ("val", "test"):
                 if dm.has_split(split):
@@ -301,15 +315,30 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
         raise InputError("not a momentkit checkpoint (not a PyTorch checkpoint file)", path=path) from None
 
 
+def trainer_is_zero() -> bool:
+    """Whether this process writes the run's files (rank 0, or no distributed run)."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        torch.distributed.get_rank() == 0
+
+
+def _write_config(out: Path, module) -> None:
+    if trainer_is_zero():
+        with atomic_write(out / "config.yaml") as fh:
+            yaml.safe_dump(module.hparams["config"], fh, sort_keys=False)
+
+
 def export_weights(module, out: Path) -> Path:
-    """``model.safetensors``: the weights the module evaluates with, and the config in the metadata."""
+    """``model.safetensors``: the weights the module evaluates with; the config (with the fitted score
+    calibration) and the input features' recipe in the metadata."""
     from safetensors.torch import save_file
 
     from momentkit.io import atomic_save
+    from momentkit.video.recipe import recipe_metadata
 
     state = {k: v.detach().cpu().contiguous() for k, v in module.eval_model.state_dict().items()}
     path = out / "model.safetensors"
-    atomic_save(path, lambda tmp: save_file(state, tmp, metadata={"config": yaml.safe_dump(module.hparams["config"])}))
+    metadata = {"config": yaml.safe_dump(module.hparams["config"]), **recipe_metadata(getattr(module, "recipe", None))}
+    atomic_save(path, lambda tmp: save_file(state, tmp, metadata=metadata))
     return path
 
 
@@ -396,6 +425,9 @@ def load_run(path: str | os.PathLike):
         weights = ckpt.get("state_dict", {})
         prefix = "ema_model." if any(k.startswith("ema_model.") for k in weights) else "model."
         state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        cal = weights.get("calibration")  # the score map fitted with this checkpoint's weights
+        if cal is not None and not torch.isnan(cal).any() and isinstance(raw.get("eval"), dict):
+            raw = {**raw, "eval": {**raw["eval"], "calibration": cal.tolist()}}
     cfg = _stored_config(raw, p)
     model = create_model(**cfg.model)
     missing, unexpected = model.load_state_dict(state, strict=False)
