@@ -5,7 +5,6 @@ protocols."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import shlex
@@ -17,13 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from torch import nn
 
 from momentkit.cli.main import main
 from momentkit.errors import InputError
 from momentkit.models.registry import register_model, unregister_model
 from momentkit.synth import get_preset, synthesize
 from momentkit.training import devices
+from toys import ToyGrounding, ToyGroundingConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,42 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------ a toy model, tiny data
-@dataclasses.dataclass
-class ToyConfig:
-    video_dim: int = 0  # filled from the data by the runner
-    text_dim: int = 0
-    hidden: int = 8
-
-
-class Toy(nn.Module):
-    """One span per query from pooled video + text: a few thousand weights, deterministic on the CPU."""
-
-    def __init__(self, cfg: ToyConfig) -> None:
-        super().__init__()
-        self.v, self.t = nn.Linear(cfg.video_dim, cfg.hidden), nn.Linear(cfg.text_dim, cfg.hidden)
-        self.span, self.sal = nn.Linear(cfg.hidden, 2), nn.Linear(cfg.hidden, 1)
-
-    def forward(self, batch):
-        v = self.v(batch["video_feats"])
-        t = self.t(batch["text_feats"]).mean(1)
-        pooled = (v * batch["video_mask"][..., None]).sum(1) / batch["video_mask"].sum(1, keepdim=True)
-        return {"pred_spans": self.span(pooled + t).sigmoid()[:, None], "pred_logits": torch.zeros(v.shape[0], 1, 2),
-                "saliency_scores": self.sal(v + t[:, None])[..., 0]}
-
-    def loss(self, outputs, batch):
-        first = torch.stack([s[0] if len(s) else torch.tensor([0.5, 1.0]) for s in batch["spans"]])
-        span = (outputs["pred_spans"][:, 0] - first).abs().mean()
-        return span, {"loss_span": span.detach()}
-
-    def postprocess(self, outputs, batch, **options):
-        from momentkit.models.postprocess import postprocess
-
-        return postprocess(outputs, batch, **options)
-
-
 @pytest.fixture(scope="module")
 def toy():
-    register_model("robust_toy", config=ToyConfig, task="grounding")(lambda **o: Toy(ToyConfig(**o)))
+    register_model("robust_toy", config=ToyGroundingConfig, task="grounding")(
+        lambda **o: ToyGrounding(ToyGroundingConfig(**o)))
     yield
     unregister_model("robust_toy")
 

@@ -108,11 +108,18 @@ def _check_writable_folder(folder: Path, target: Path, option: str | None) -> No
     os.unlink(probe)
 
 
-def _require_file(path: Path) -> None:
+def existing_file(value: str | os.PathLike, field: str | None = None) -> Path:
+    """``value`` as the path of a file that exists, else an :class:`InputError` naming it (and ``field``)."""
+    path = Path(value)
     if not path.exists():
-        raise InputError("file not found", path=path)
+        raise InputError("file not found", path=path, field=field)
     if path.is_dir():
-        raise InputError("expected a file, found a folder", path=path)
+        raise InputError("expected a file, found a folder", path=path, field=field)
+    return path
+
+
+def _require_file(path: Path) -> None:
+    existing_file(path)
 
 
 def _numbered_lines(fh, path: Path) -> Iterator[tuple[int, str]]:

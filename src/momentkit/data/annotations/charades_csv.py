@@ -39,6 +39,7 @@ from momentkit.data.annotations.segments import SegmentTable
 from momentkit.data.annotations.windows import DEFAULT_CLIP_TOLERANCE, validate_options
 from momentkit.data.records import DetectionSample
 from momentkit.errors import InputError
+from momentkit.io import existing_file
 
 NAME = "charades-csv"
 REQUIRED_COLUMNS = ("id", "actions", "length")
@@ -102,7 +103,7 @@ def iter_charades_rows(
     """
     if view not in ("all", *VIEWS):
         raise InputError(f"must be one of all, {', '.join(VIEWS)}, got {view!r}", field="view")
-    path = _existing(path)
+    path = existing_file(path)
     with utf8_text(path), open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -136,7 +137,7 @@ def read_id_names(path: str | os.PathLike, *, field: str | None = None,
     """``{id: name}`` from ``ID name words`` lines (``Charades_v1_classes.txt``: ``c092 Holding a
     phone/camera``; ``Charades_v1_verbclasses.txt``: ``v009 hold``), blank lines skipped. A line
     without a name is an error saying ``expected``; ``field`` names the option the path came from."""
-    path = _existing(path, field)
+    path = existing_file(path, field)
     out: dict[str, str] = {}
     for line, parts in _lines(path):
         if len(parts) < 2:
@@ -155,9 +156,9 @@ def read_verb_classes(path: str | os.PathLike) -> dict[str, str]:
 def load_charades_verbs(mapping: str | os.PathLike, verb_classes: str | os.PathLike) -> dict[str, str]:
     """``{action class id: verb}`` from ``Charades_v1_mapping.txt`` (``c000 o011 v009``) and
     ``Charades_v1_verbclasses.txt`` (``v009 hold``)."""
-    vpath = _existing(verb_classes, "verb_classes")
+    vpath = existing_file(verb_classes, "verb_classes")
     verbs = read_verb_classes(vpath)
-    mpath = _existing(mapping, "mapping")
+    mpath = existing_file(mapping, "mapping")
     out: dict[str, str] = {}
     for line, parts in _lines(mpath):
         if len(parts) != 3:
@@ -226,15 +227,6 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             parts = raw.split()
             if parts:
                 yield line, parts
-
-
-def _existing(value: str | os.PathLike, field: str | None = None) -> Path:
-    path = Path(value)
-    if not path.exists():
-        raise InputError("file not found", path=path, field=field)
-    if path.is_dir():
-        raise InputError("expected a file, found a folder", path=path, field=field)
-    return path
 
 
 def _sniff(path: Path, head: str) -> bool:

@@ -40,6 +40,7 @@ from momentkit.data.annotations.segments import SegmentTable
 from momentkit.data.annotations.windows import DEFAULT_CLIP_TOLERANCE, validate_options
 from momentkit.data.records import DetectionSample
 from momentkit.errors import InputError
+from momentkit.io import existing_file
 
 CSV_NAME = "epic-csv"
 FRAMES_NAME = "epic-frames-txt"
@@ -53,7 +54,7 @@ FRAME_COLUMNS = ("start_frame", "stop_frame", "verb_class", "noun_class")
 def _prepare(path, label: str, video_info, on_invalid: str, clip_tolerance: float):
     """Checks shared by the EPIC readers; returns the annotation path and the video info table."""
     validate_options(on_invalid, clip_tolerance)
-    path = _existing(path)
+    path = existing_file(path)
     _check_label(label)
     info = load_video_info(as_path(video_info, field="video_info") if video_info is not None
                            else path.parent / VIDEO_INFO)
@@ -209,15 +210,6 @@ def load_classes(path: str | os.PathLike) -> dict[int, str]:
     if not out:
         raise InputError("file is empty", path=path)
     return out
-
-
-def _existing(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path=path)
-    if path.is_dir():
-        raise InputError("expected a file, found a folder", path=path)
-    return path
 
 
 def _classes_path(classes, path: Path, label: str) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from momentkit.data.records import DetectionSample
 from momentkit.errors import InputError
+from momentkit.io import existing_file  # noqa: F401  (re-exported for the builders)
 
 SUBSETS = ("training", "validation")
 
@@ -144,11 +145,3 @@ def existing_folder(value: str | os.PathLike, field: str) -> Path:
     return path
 
 
-def existing_file(value: str | os.PathLike, field: str) -> Path:
-    """``value`` as a path to a file that exists, else an :class:`InputError` naming ``field``."""
-    path = Path(value)
-    if not path.exists():
-        raise InputError("file not found", path=path, field=field)
-    if path.is_dir():
-        raise InputError("expected a file, found a folder", path=path, field=field)
-    return path
