@@ -93,6 +93,7 @@ def demo_config(args, out, summary: dict) -> dict:
     })
     if args.epochs is not None:
         cfg["train"]["epochs"] = args.epochs
+        cfg["train"]["eval_every"] = min(cfg["train"]["eval_every"], args.epochs)
     return cfg
 
 

@@ -97,6 +97,12 @@ class SynthConfig:
                 value = float(value)
             elif current is not None and not isinstance(value, type(current)):
                 raise InputError(f"expected {type(current).__name__}, got {raw!r}", field=key)
+            if isinstance(current, dict) and current:  # e.g. num_videos={train: 8, val: 4}
+                kind = type(next(iter(current.values())))
+                for k, v in value.items():
+                    if not isinstance(v, kind) or isinstance(v, bool):
+                        raise InputError(f"expected {kind.__name__} values, got {k}: {v!r} (YAML needs a space "
+                                         "after the colon: {train: 8})", field=f"{key}.{k}")
             changes[key] = value
         return replace(self, **changes)
 

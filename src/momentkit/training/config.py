@@ -59,6 +59,9 @@ class TrainConfig:
                      nonneg=("weight_decay", "warmup_steps", "warmup_epochs", "grad_clip"),
                      optional_positive=("lr_drop", "threads", "checkpoint_every_steps", "max_time_minutes",
                                         "ema_decay"))
+        if self.eval_every > self.epochs:
+            raise InputError(f"is {self.eval_every}, more than train.epochs ({self.epochs}): no validation would "
+                             "run and no best checkpoint be kept", field="eval_every")
         if self.ema_decay is not None and not self.ema_decay < 1:
             raise InputError(f"must be below 1, got {self.ema_decay}", field="ema_decay")
         if not 0 <= self.warmup_start <= 1:
