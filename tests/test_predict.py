@@ -424,3 +424,10 @@ def test_run_recipe_clip_length_must_match_the_config(predictor):
     check_run_recipe(None, 2.0)
     with pytest.raises(InputError, match=r"data.clip_len is 2 s but these features were extracted with clips of 1 s"):
         check_run_recipe(recipe, 2.0)
+
+
+@pytest.mark.parametrize("option", ["window", "stride"])
+def test_zero_window_or_stride_is_refused_not_replaced(predictor, option):
+    with pytest.raises(InputError, match="at least 1") as e:
+        Predictor(predictor.model, predictor.config, **{option: 0})
+    assert e.value.field == option

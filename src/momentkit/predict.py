@@ -140,6 +140,10 @@ class Predictor:
         if self.text_field is None:
             self.text_field = (self.recipe or {}).get("text_field") or "last_hidden_state"
         data = self.config.data
+        for name in ("window", "stride"):  # None: the default; 0 or less is meaningless, not "default"
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"must be at least 1 (or None for the default), got {value}", field=name)
         self.window = int(self.window or data.max_v_len)
         self.stride = int(self.stride or max(1, self.window // 2))
         if self.window < 1 or self.stride < 1 or self.stride > self.window:
