@@ -82,7 +82,8 @@ def _score_grounding(cfg: SynthConfig, preds, samples) -> dict:
     from momentkit.tasks.grounding import score_predictions
 
     task = "grounding" if cfg.annotators else ("multimoment" if cfg.repeats[1] > 1 or max(cfg.specificity) > 0 else "single")
-    return score_predictions(preds, [grounding_row(s) for s in samples], task)
+    # the flat metrics, with the query diagnostics a trained model's are compared with
+    return score_predictions(preds, [grounding_row(s) for s in samples], task, clip_len=cfg.clip_len)
 
 
 def _score_detection(preds, samples) -> dict:
