@@ -36,3 +36,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def sync_op_counter():
+    """A dispatch mode that records the operations that make a GPU step wait for the device
+    (``nonzero``, ``.item()``, boolean-mask selection); ``mode.names`` lists them in order."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Syncs(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in ("nonzero", "_local_scalar_dense", "masked_select", "is_nonzero", "item"):
+                self.names.append(name)
+            return func(*args, **(kwargs or {}))
+
+    return Syncs()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import sync_op_counter
 from momentkit.errors import InputError
 from momentkit.models import MomentDETR, count_parameters, create_model, list_models, register_model
 from momentkit.models.registry import _MODELS
@@ -236,24 +237,13 @@ def test_loss_weights_names_and_the_old_giou_key():
 def test_loss_matches_every_decoder_layer_at_once_without_waiting(name):
     """One cost matrix for all decoder layers and, the matcher's copy aside, no sync-like operation in
     the loss and its backward pass (the batch has no ``saliency_valid``, which the margin loss selects by)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Syncs(TorchDispatchMode):
-        names: list = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.__name__.split(".")[0]
-            if name in ("nonzero", "_local_scalar_dense", "masked_select", "is_nonzero", "item"):
-                self.names.append(name)
-            return func(*args, **(kwargs or {}))
-
     model = tiny(name).train()
     matcher = model.criterion.matcher
     calls, cost = [], matcher.cost_matrix
     matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
     batch = make_batch()
     out = model(batch)
-    with Syncs() as syncs:
+    with sync_op_counter() as syncs:
         total, terms = model.loss(out, batch)
         total.backward()
     assert syncs.names == [] and calls == [1] and "loss_label_0" in terms

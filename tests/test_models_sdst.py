@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, sync_op_counter
 from momentkit.errors import InputError
 from momentkit.models import count_parameters, create_model, list_models
 from momentkit.models.rdsa import DeformableAttentionBlock
@@ -326,24 +326,13 @@ def test_fused_attention_block_equals_multihead_attention(pre_norm):
 def test_training_step_never_waits_for_the_device():
     """No boolean-mask indexing, nonzero or .item() in forward, loss and backward (each would make a
     GPU step wait for the device), and one cost matrix for all levels' matching."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Syncs(TorchDispatchMode):
-        names: list = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.__name__.split(".")[0]
-            if name in ("nonzero", "_local_scalar_dense", "masked_select", "is_nonzero", "item"):
-                self.names.append(name)
-            return func(*args, **(kwargs or {}))
-
     model = tiny()
     calls = []
     matcher = model.criterion.matcher
     cost = matcher.cost_matrix
     matcher.cost_matrix = lambda *a: calls.append(1) or cost(*a)
     batch = make_batch()
-    with Syncs() as syncs:
+    with sync_op_counter() as syncs:
         loss, _ = model.loss(model(batch), batch)
         loss.backward()
     assert syncs.names == [] and calls == [1]
