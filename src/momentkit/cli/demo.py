@@ -128,6 +128,11 @@ def report(console, out, data, summary: dict, cfg, result: dict) -> None:
 
     rows = {"oracle (training-free)": summary["oracle"]["val"], cfg.model["name"]: result["val"]}
     console.print(metrics_table(rows, "QVHighlights metrics on qvh-small val"))
+    # does the model listen to the query? (ground truth: different queries of a video correlate below 0)
+    diag = {"ground truth": {"query-sensitivity": result["val"]["diagnostics"].get("query-sensitivity-gt")},
+            "oracle (training-free)": summary["oracle"]["val"], cfg.model["name"]: result["val"]["diagnostics"]}
+    console.print(metrics_table(diag, "query diagnostics on qvh-small val (x100)",
+                                keys=["query-sensitivity", "top1-overlap", "ECE"]))
     preds = {p["qid"]: p for _, p in iter_jsonl(out / "run" / "predictions_val.jsonl")}
     gts = [g for _, g in iter_jsonl(data / "annotations/val.jsonl")][:4]
     items = [{"query": g["query"], "duration": g["duration"], "gt_windows": g["relevant_windows"],
