@@ -181,6 +181,14 @@ CASES = [
          message="adir, field '--out': is a folder; expected a file name"),
     case("predict", "--features", "{w}/f.npz", "q", "--ckpt", "{w}/none", "--save", "{w}/afile/p.jsonl",
          message="field '--save': cannot be created"),
+    # -- unavailable devices (this CPU-only torch build): one line that says what is there
+    *([case("predict", "--features", "{w}/f.npz", "q", "--ckpt", "{w}/none", "--device", "cuda",
+            message="field '--device': CUDA is not available"),
+       case("extract", "--videos", "{w}", "--out", "{w}/feats", "--backbone", "clip", "--device", "cuda:1",
+            message="field '--device': CUDA is not available"),
+       case("train", "{w}/good.yaml", "--set", "train.accelerator=gpu",
+            message="field 'train.accelerator': CUDA is not available")]
+      if not __import__("torch").cuda.is_available() else []),
     case("predict", "--features", "{w}/f.npz", "q", "--ckpt", "{w}/none", "--stride", "0",
          message="argument --stride: expected an integer >= 1, got '0'"),
     case("predict", "--features", "{w}/f.npz", "q", "--ckpt", "{w}/none", "--window", "4", "--stride", "8",

@@ -105,9 +105,12 @@ def extract(args: argparse.Namespace) -> int:
     if args.queries:  # the engine's default: OUT_text beside OUT
         check_output(args.text_out or out.parent / f"{out.name}_text", "dir", option="--text-out")
     rank, world, local_rank = dist_env()
+    from momentkit.training.devices import check_device
+
     device = args.device
-    if device == "auto":
+    if device == "auto":  # one process per GPU under torchrun
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = str(check_device(device, field="--device"))  # what is there, or one clear error
     videos = list_videos(args.videos)
     queries = read_queries(args.queries) if args.queries else None
     options = {"layers": args.layers, "text_layers": args.text_layers, "device": device,

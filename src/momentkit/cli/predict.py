@@ -126,7 +126,9 @@ def predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from momentkit.errors import InputError
+    from momentkit.training.devices import check_device
 
+    device = str(check_device(args.device, field="--device"))  # what is there, or one clear error
     inputs = list(args.inputs)
     if args.features:
         video = args.features
@@ -156,13 +158,8 @@ def predict(args: argparse.Namespace) -> int:
                              field="text-features")
         text_features = [_text_file(p) for p in args.text_features]
 
-    import torch
-
     from momentkit.predict import Predictor
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = None
     if args.backbone:
         from momentkit.video.backbones import create_backbone
