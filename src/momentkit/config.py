@@ -106,6 +106,22 @@ def from_dict(cls: type[T], data: dict, *, path: str | None = None, prefix: str 
         raise InputError(str(e).split("__init__() ")[-1], path=path, field=prefix or None) from None
 
 
+def section_from_dict(cls: type[T], data: dict, section: str, *, path: str | None = None) -> T:
+    """:func:`from_dict` for one section of a config file (``model``, ``train``, ...): errors of the
+    dataclass's own checks (``__post_init__``), which know only their field, are located as
+    ``section.field`` in ``path`` like every other error of the section."""
+    try:
+        return from_dict(cls, data, path=path, prefix=section)
+    except InputError as e:
+        if e.field and (e.field == section or e.field.startswith(f"{section}.")) and e.path == path:
+            raise
+        field = e.field if e.field and e.field.startswith(f"{section}.") else \
+            f"{section}.{e.field}" if e.field else section
+        raise InputError(e.message, path=path, field=field) from None
+    except (ValueError, TypeError) as e:
+        raise InputError(str(e), path=path, field=section) from None
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclass -> plain YAML/JSON-friendly structure (paths as strings, tuples as lists)."""
     if dataclasses.is_dataclass(obj):

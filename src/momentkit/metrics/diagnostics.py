@@ -81,6 +81,21 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
     return float(ece), rows
 
 
+def top1_outcomes(preds: list[dict], gt: list[dict], *, iou: float = 0.5) -> list[tuple[dict, float, bool]]:
+    """``(prediction row, top-1 confidence, top-1 right)`` of every ground-truth query with windows whose
+    prediction has some: "right" is a temporal IoU >= ``iou`` with one of its ground-truth windows."""
+    by_qid = {p["qid"]: p for p in preds}
+    out = []
+    for g in gt:
+        p = by_qid.get(g["qid"])
+        windows = (p or {}).get("pred_relevant_windows") or []
+        if not windows or not g.get("relevant_windows"):
+            continue
+        out.append((p, float(windows[0][2]) if len(windows[0]) > 2 else 1.0,
+                    _iou(windows[:1], g["relevant_windows"]) >= iou))
+    return out
+
+
 def query_diagnostics(preds: list[dict], gt: list[dict], *, clip_len: float = 2.0, iou: float = 0.5,
                       bins: int = 10) -> dict:
     """See the module docstring. ``preds`` rows need ``qid`` and ``pred_relevant_windows`` (best first)
@@ -108,14 +123,9 @@ def query_diagnostics(preds: list[dict], gt: list[dict], *, clip_len: float = 2.
     out = {"query-pairs": len(ov) or len(corr),
            "query-sensitivity": _mean(corr), "query-sensitivity-gt": _mean(corr_gt),
            "top1-overlap": _mean(ov), "top1-overlap-gt": _mean(ov_gt)}
-    conf, correct = [], []
-    for g in gt:
-        p = by_qid.get(g["qid"])
-        windows = (p or {}).get("pred_relevant_windows") or []
-        if not windows or not g.get("relevant_windows"):
-            continue
-        conf.append(float(windows[0][2]) if len(windows[0]) > 2 else 1.0)
-        correct.append(_iou(windows[:1], g["relevant_windows"]) >= iou)
+    outcomes = top1_outcomes(preds, gt, iou=iou)
+    conf = [c for _, c, _ in outcomes]
+    correct = [ok for _, _, ok in outcomes]
     if conf:
         ece, rows = reliability(np.asarray(conf), np.asarray(correct), bins)
         out.update({"ECE": round(100 * ece, 2), "top1-confidence": _mean(conf), "top1-accuracy": _mean(correct),

@@ -79,19 +79,12 @@ def model_config(name: str, options: dict, *, path: str | None = None):
     Unknown keys, wrong types and the config's own checks (``__post_init__``) are :class:`InputError` s
     naming ``model.<key>`` and ``path``.
     """
-    from momentkit.config import from_dict
+    from momentkit.config import section_from_dict
 
     entry = model_entry(name, path=path)
     if entry.config is None:
         return None
-    try:
-        return from_dict(entry.config, {**entry.presets, **options}, path=path, prefix="model")
-    except InputError as e:
-        key = e.field or ""
-        key = key if key.startswith("model") else f"model.{key}" if key else "model"
-        raise InputError(e.message, path=path, field=key) from None
-    except (ValueError, TypeError) as e:
-        raise InputError(str(e), path=path, field="model") from None
+    return section_from_dict(entry.config, {**entry.presets, **options}, "model", path=path)
 
 
 def config_fields(name: str) -> set[str]:

@@ -171,9 +171,9 @@ class DetectionDataModule(L.LightningDataModule):
             ds = source
             sampler = TwoDomainBatchSampler(len(ds), 0, d.batch_size, 0, seed=self.seed)
         if self.resume_from is not None:
-            from momentkit.tasks.grounding import _batches_done
+            from momentkit.training.sampler import batches_done
 
-            sampler.skip_batches = _batches_done(self.resume_from, len(sampler))
+            sampler.skip_batches = batches_done(self.resume_from, len(sampler))
             self.resume_from = None
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_two_domain, num_workers=d.num_workers)
 

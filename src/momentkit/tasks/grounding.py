@@ -29,7 +29,7 @@ import torch
 
 from momentkit.errors import InputError
 from momentkit.tasks import Task, register_task
-from momentkit.training.sampler import ResumableSampler
+from momentkit.training.sampler import ResumableSampler, batches_done
 
 
 @dataclass
@@ -187,7 +187,7 @@ class GroundingDataModule(L.LightningDataModule):
         bs = self.cfg.batch_size if train else self.cfg.eval_batch_size
         sampler = ResumableSampler(len(ds), shuffle=train, seed=self.seed, batch_size=bs, dataset=ds)
         if train and self.resume_from is not None:
-            sampler.skip_batches = _batches_done(self.resume_from, -(-len(sampler) // bs))
+            sampler.skip_batches = batches_done(self.resume_from, -(-len(sampler) // bs))
             self.resume_from = None
         self.samplers[split] = sampler
         return torch.utils.data.DataLoader(
@@ -203,12 +203,6 @@ class GroundingDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.test_split, False)
-
-
-def _batches_done(resume_from: tuple[int, int], per_epoch: int) -> int:
-    """Batches of the current epoch already trained on when a checkpoint was saved mid-epoch."""
-    step, epoch = resume_from
-    return max(0, step - epoch * per_epoch) % max(1, per_epoch)
 
 
 _READ_CACHE: dict = {}
@@ -271,14 +265,10 @@ class GroundingTask(Task):
 
         import numpy as np
 
+        from momentkit.metrics.diagnostics import top1_outcomes
         from momentkit.ops.calibration import calibrate_rows, fit_platt
-        from momentkit.spans import pairwise_iou_np
 
-        truth = {g["qid"]: g.get("relevant_windows") or [] for g in gt}
-        top = [(r, r["pred_relevant_windows"][0][2], bool(truth.get(r["qid"])) and pairwise_iou_np(
-                np.asarray(r["pred_relevant_windows"][:1], float)[:, :2],
-                np.asarray(truth[r["qid"]], float)).max() >= 0.5)
-               for r in rows if r.get("pred_relevant_windows")]
+        top = top1_outcomes(rows, gt)
         if not top:
             return None, rows
         conf = np.array([t[1] for t in top])

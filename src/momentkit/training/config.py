@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from momentkit.config import apply_overrides, from_dict, load_yaml, override_for, to_dict
+from momentkit.config import apply_overrides, load_yaml, override_for, section_from_dict, to_dict
 from momentkit.errors import InputError
 
 
@@ -141,14 +141,7 @@ def _section(cls: type, data: dict, key: str, path: str | None):
         value = {}
     if not isinstance(value, dict):
         raise InputError(f"expected a mapping, got {value!r}", path=path, field=key)
-    try:
-        return from_dict(cls, value, path=path, prefix=key)
-    except InputError as e:
-        if e.field and e.field.startswith(f"{key}."):
-            raise
-        raise InputError(e.message, path=path, field=f"{key}.{e.field}" if e.field else key) from None
-    except (ValueError, TypeError) as e:  # a section's own checks
-        raise InputError(str(e), path=path, field=key) from None
+    return section_from_dict(cls, value, key, path=path)
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> ExperimentConfig:

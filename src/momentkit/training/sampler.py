@@ -48,3 +48,10 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         _, world = self._rank_world()
         return -(-self.n // world)
+
+
+def batches_done(resume_from: tuple[int, int], per_epoch: int) -> int:
+    """Batches of the current epoch already trained on when a checkpoint was saved mid-epoch:
+    ``resume_from`` is the checkpoint's ``(global_step, epoch)``, ``per_epoch`` the batches of an epoch."""
+    step, epoch = resume_from
+    return max(0, step - epoch * per_epoch) % max(1, per_epoch)
