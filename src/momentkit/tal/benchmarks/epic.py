@@ -1,18 +1,8 @@
 """EPIC-Kitchens-100 scenarios S1-S6 (thesis Sec. 2.4.1), from the official annotation folder.
 
-============  ==============  ================  ==============================================
-scenario      source          target            shift
-============  ==============  ================  ==============================================
-S1            Dark(55)        All-Dark(55)      counter colour, EPIC-Kitchens-55 videos
-S2            White(55)       All-White(55)     counter colour, EPIC-Kitchens-55 videos
-S3            Dark(100)       All-Dark(100)     counter colour, videos new in EPIC-Kitchens-100
-S4            White(100)      All-White(100)    counter colour, videos new in EPIC-Kitchens-100
-S5            All(55)         All(100)          acquisition (camera, lighting): old -> new
-S6            All(100)        All(55)           acquisition: new -> old
-============  ==============  ================  ==============================================
-
-"55" are the EPIC-Kitchens-55 videos (``PXX_YY``), "100" the videos new in EPIC-Kitchens-100
-(``PXX_1YY``); "All-Dark" means the white- and other-counter kitchens.
+The six scenarios and their domains are tabled in :mod:`momentkit.tal.benchmarks`. "55" are the
+EPIC-Kitchens-55 videos (``PXX_YY``), "100" the videos new in EPIC-Kitchens-100 (``PXX_1YY``);
+"All-Dark" means the white- and other-counter kitchens.
 
 - Segments: the labelled train videos (``EPIC_100_train.csv``, else its public conversion
   ``EPIC_100_train_new.txt``) and ``EPIC_100_validation.csv``; the test videos have no labels and are
