@@ -70,6 +70,23 @@ def make_world(w: Path) -> None:
     (w / "broken.yaml").write_text("model:\n  name: sdst\n  hidden_dim: [64\ntrain:\n  epochs: 1\n")
     (w / "nomodel.yaml").write_text("train:\n  epochs: 1\n")
     (w / "good.yaml").write_text(GOOD_CONFIG.format(w=w))
+    # dense detection: annotations (good, an unknown class, a segment past the end), features, videos
+    def dense(name, segment, label):
+        db = {"v": {"subset": "training", "duration": 8.0, "annotations": [{"segment": segment, "label": label}]}}
+        (w / name).write_text(json.dumps({"database": db}))
+    dense("dense.json", [1.0, 3.0], "jump")
+    dense("dense_class.json", [1.0, 3.0], "swim")
+    dense("dense_outside.json", [1.0, 30.0], "jump")
+    (w / "dvideos").mkdir()
+    (w / "dvideos" / "v.mp4").write_bytes(b"")
+    for name, extra in [("dense_class.yaml", "  annotations: {w}/dense_class.json\n  classes: [jump]\n"),
+                        ("dense_outside.yaml", "  annotations: {w}/dense_outside.json\n"),
+                        ("dense_video.yaml", "  annotations: {w}/dense.json\n  videos: {w}/dvideos\n"),
+                        ("dense_frames.yaml", "  annotations: {w}/dense.json\n  frames: 6\n")]:
+        feats = "" if "videos" in extra else "  video_features: [{w}/feats]\n"
+        text = ("task: dense\ndata:\n" + extra + feats + "  val_subset: training\n"
+                "model:\n  name: coarse_only\n  alpha: 0.125\ntrain:\n  epochs: 1\n  out_dir: {w}/drun\n")
+        (w / name).write_text(text.format(w=w))
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -134,6 +151,12 @@ CASES = [
     case("train", "{w}/broken.yaml", message="broken.yaml:4: malformed YAML"),
     case("train", "{w}/typo.yaml", "--set", "novalue", message="field '--set': expected key=value"),
     case("train", "{w}/good.yaml", message="afile"),
+    # -- dense detection data: unknown class, segment outside the video, a video without frames, too few frames
+    case("train", "{w}/dense_class.yaml", message="dense_class.json, field 'label': video 'v': label 'swim'"),
+    case("train", "{w}/dense_outside.yaml", message="dense_outside.json, field 'database.v.annotations[0].segment'"),
+    case("train", "{w}/dense_video.yaml", message="v.mp4, field 'data.videos': the video file is empty (no frames)"),
+    case("train", "{w}/dense_frames.yaml",
+         message="field 'data.frames': 6 frames per item cannot be pooled by the Coarse stream's stride 8"),
     case("test", "{w}/missing.yaml", "--ckpt", "{w}/none.ckpt", message="missing.yaml: config file not found"),
     case("test", "{w}/typo.yaml", "--ckpt", "{w}/none.ckpt", message="typo.yaml, field 'model.hiden_dim'"),
     case("test", str(SYNTH_CONFIG), "--ckpt", "{w}/none.ckpt", message="none.ckpt: checkpoint not found"),

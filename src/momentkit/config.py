@@ -115,8 +115,9 @@ def section_from_dict(cls: type[T], data: dict, section: str, *, path: str | Non
     except InputError as e:
         if e.field and (e.field == section or e.field.startswith(f"{section}.")) and e.path == path:
             raise
-        field = e.field if e.field and e.field.startswith(f"{section}.") else \
-            f"{section}.{e.field}" if e.field else section
+        # a check may name a key of another section (a model's frames come from ``data.frames``)
+        other = e.field and e.field.split(".")[0] in ("task", "data", "model", "train", "eval")
+        field = e.field if other else f"{section}.{e.field}" if e.field else section
         raise InputError(e.message, path=path, field=field) from None
     except (ValueError, TypeError) as e:
         raise InputError(str(e), path=path, field=section) from None

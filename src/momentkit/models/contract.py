@@ -74,6 +74,26 @@ class DetectionBatch(TypedDict, total=False):
     meta: list[dict]
 
 
+class DenseBatch(TypedDict, total=False):
+    """Task ``dense`` (per-frame multi-label detection), :func:`momentkit.data.dense.collate_dense`.
+
+    ``feats (B, T, D)`` (feature input) or ``frames (B, 3, T, H, W)`` (raw frames, normalised), every item
+    ``T`` frames; ``labels (B, T, K)`` float per-frame targets in [0, 1] (soft labels allowed); ``mask (B, T)``
+    bool (False on the edge padding of a video's last window); ``meta``: B dicts with ``video``,
+    ``duration``, ``frame_start`` (first frame of the item in the video's frame grid), ``num_valid``,
+    ``num_frames`` (frames of the whole video on that grid; frame ``i`` at ``i * duration / num_frames``).
+
+    Prediction row: ``{"video", "frame_start", "num_frames", "scores": (num_valid, K) probabilities}``;
+    the task stitches a video's rows and writes the per-frame JSON and the Charades localize file.
+    """
+
+    feats: torch.Tensor
+    frames: torch.Tensor
+    labels: torch.Tensor
+    mask: torch.Tensor
+    meta: list[dict]
+
+
 @runtime_checkable
 class Model(Protocol):
     """What the runner calls; see the module docstring."""

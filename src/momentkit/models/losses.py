@@ -174,3 +174,22 @@ def label_focal_loss(logits, matched: tuple[torch.Tensor, ...], alpha: float = 0
     target[matched] = 1.0
     n = max(matched[0].numel() // logits.shape[:-3].numel(), 1)
     return sigmoid_focal_loss(logits[..., 0], target, alpha, gamma, reduction="none").sum((-2, -1)) / n
+
+
+def frame_bce_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-frame multi-label sigmoid BCE: ``logits, labels (B, T, K)`` (labels may be soft), ``mask (B, T)``;
+    summed over classes, averaged over valid frames (as the super-events / TGM training code does)."""
+    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").sum(-1)
+    m = mask.to(loss.dtype)
+    return (loss * m).sum() / m.sum().clamp(min=1)
+
+
+def video_bce_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Video-level sigmoid BCE of the temporal max of ``logits (B, T, K)`` against the temporal max of
+    ``labels`` over the valid frames (``mask (B, T)``), averaged over videos and classes: the
+    "classification" half of the super-events / TGM loss the Coarse-Fine thesis averages with the
+    per-frame one."""
+    neg = torch.finfo(logits.dtype).min
+    pooled = logits.masked_fill(~mask.bool()[..., None], neg).amax(1)
+    target = (labels * mask[..., None].to(labels.dtype)).amax(1)
+    return F.binary_cross_entropy_with_logits(pooled, target)

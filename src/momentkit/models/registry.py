@@ -81,9 +81,12 @@ def model_config(name: str, options: dict, *, path: str | None = None):
     """
     from momentkit.config import section_from_dict
 
+    from momentkit.training.init import KEYS
+
     entry = model_entry(name, path=path)
     if entry.config is None:
         return None
+    options = {k: v for k, v in options.items() if k not in KEYS}
     return section_from_dict(entry.config, {**entry.presets, **options}, "model", path=path)
 
 
@@ -94,5 +97,8 @@ def config_fields(name: str) -> set[str]:
 
 
 def create_model(name: str, **options):
-    """Build the registered model ``name`` with config options ``options``."""
-    return model_entry(name).factory(**options)
+    """Build the registered model ``name`` with config options ``options`` (the engine's
+    ``init_from`` / ``init_exclude`` are applied by the runner, not passed to the model)."""
+    from momentkit.training.init import KEYS
+
+    return model_entry(name).factory(**{k: v for k, v in options.items() if k not in KEYS})

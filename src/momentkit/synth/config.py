@@ -13,7 +13,7 @@ from momentkit.errors import InputError
 @dataclass(frozen=True)
 class SynthConfig:
     # what is generated
-    task: str = "grounding"  # "grounding" (text queries) or "detection" (action classes)
+    task: str = "grounding"  # "grounding" (text queries), "detection" (action segments) or "dense" (per frame)
     num_videos: dict | None = None  # videos per split, e.g. {"train": 500, "val": 100}
     queries_per_video: tuple[int, int] = (1, 2)  # grounding: inclusive range of queries per video
     # time
@@ -51,8 +51,8 @@ class SynthConfig:
     num_places: int = 8
 
     def __post_init__(self) -> None:
-        if self.task not in ("grounding", "detection"):
-            raise InputError(f"task must be 'grounding' or 'detection', got {self.task!r}", field="task")
+        if self.task not in ("grounding", "detection", "dense"):
+            raise InputError(f"task must be 'grounding', 'detection' or 'dense', got {self.task!r}", field="task")
         if self.clip_len <= 0:
             raise InputError("must be > 0", field="clip_len")
         if self.noise < 0 or self.text_noise < 0 or self.drift < 0:
@@ -161,6 +161,15 @@ PRESETS: dict[str, tuple[str, SynthConfig]] = {
             annotators=0, video_dims=(128,), noise=0.9, domains=2,
         ),
     ),
+    "dense-small": (
+        "Dense per-frame detection: 64 s videos, 0.5 s steps, 20 classes, short actions (1-6 s) "
+        "among long background on 4 overlapping tracks",
+        SynthConfig(
+            task="dense", num_videos={"train": 400, "val": 100}, duration=(64.0, 64.0), clip_len=0.5,
+            align_to_clips=False, event_len=(1.0, 6.0), gap_len=(4.0, 30.0), tracks=4, annotators=0,
+            video_dims=(128,), noise=2.0, num_actions=20,
+        ),
+    ),
 }
 
 
@@ -168,3 +177,19 @@ def get_preset(name: str) -> SynthConfig:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}", field="PRESET")
     return PRESETS[name][1]
+
+
+def _video_dense(out, *, seed: int = 0, **options):
+    from momentkit.synth.video_dense import generate_video_dense
+
+    return generate_video_dense(out, seed=seed, **options)
+
+
+# presets made of generated video files: name -> (description, generate(out, seed=, **options))
+VIDEO_PRESETS = {
+    "dense-video-tiny": (
+        "Raw-frame dense detection: 24 short MP4s (4-8 s, 8 fps, 64x64) of coloured shapes, 6 classes, "
+        "overlapping per-frame labels",
+        _video_dense,
+    ),
+}

@@ -88,3 +88,10 @@ def detection_predictions(gen: Generator, samples, rendered) -> dict:
                 dets.append({"segment": [st, ed], "label": world.actions[c][1], "score": score})
         results[s.video] = dets
     return results
+
+
+def dense_predictions(gen: Generator, samples, rendered) -> dict:
+    """Per-frame class scores: cosine of each step's latent estimate with every action's embedding."""
+    classes = _unit(gen.world.z_action)
+    return {s.video: (clip_latents(gen, rendered[s.video].features[0]) @ classes.T).round(4).tolist()
+            for s in samples}

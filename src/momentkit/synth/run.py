@@ -29,6 +29,19 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
                 summary["oracle"][split] = _score_grounding(cfg, preds, samples)
         summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
         summary["text_features"] = f"features/{gen.text_folder}"
+    elif cfg.task == "dense":
+        all_samples = []
+        for i, (split, n) in enumerate(cfg.splits().items()):
+            if n <= 0:
+                continue
+            samples, rendered = gen.detection_split(split, n, out, i)
+            subset = {"train": "training", "val": "validation"}.get(split, split)
+            all_samples += [_with_subset(s, subset) for s in samples]
+            summary["splits"][split] = _dense_counts(samples, cfg)
+            if split != "train":
+                summary["oracle"][split] = _score_dense(oracle.dense_predictions(gen, samples, rendered), samples, gen)
+        write_annotations(out / "annotations" / "dense.json", all_samples, "detection-json")
+        summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
     else:
         for domain in range(cfg.domains):
             name = "source" if domain == 0 else "target"
@@ -75,6 +88,35 @@ def _detection_counts(samples) -> dict:
     return {"videos": len(samples), "segments": int(lengths.size),
             "segment_len_mean": round(float(lengths.mean()), 2),
             "classes": len({g.label for s in samples for g in s.segments})}
+
+
+def _dense_counts(samples, cfg: SynthConfig) -> dict:
+    import numpy as np
+
+    from momentkit.data.dense import frame_labels, frame_times
+
+    counts = _detection_counts(samples)
+    active, multi = [], []
+    for s in samples:
+        t = frame_times(s.duration, max(1, round(s.duration / cfg.clip_len)))
+        lab = frame_labels(t, np.array([(g.start, g.end) for g in s.segments]).reshape(-1, 2),
+                           np.array([g.label_id for g in s.segments]), cfg.num_actions)
+        n = lab.sum(1)
+        active.append((n > 0).mean())
+        multi.append((n > 1).mean())
+    counts["action_frames_pct"] = round(100 * float(np.mean(active)), 2)
+    counts["multi_label_frames_pct"] = round(100 * float(np.mean(multi)), 2)
+    return counts
+
+
+def _score_dense(preds, samples, gen) -> dict:
+    from momentkit.metrics import evaluate_dense
+
+    gt = {"database": {s.video: {"duration": s.duration, "annotations": [
+        {"segment": [g.start, g.end], "label_id": g.label_id} for g in s.segments]} for s in samples}}
+    res = evaluate_dense({"results": preds}, gt, protocol="per-frame")
+    loc = evaluate_dense({"results": preds}, gt, protocol="charades")
+    return {"mAP": res["mAP"], "localize-mAP": loc["mAP"], "localize-weighted-mAP": loc["weighted-mAP"]}
 
 
 def _score_grounding(cfg: SynthConfig, preds, samples) -> dict:

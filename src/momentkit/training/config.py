@@ -117,6 +117,9 @@ def parse_config(data: dict, path: str | None = None) -> ExperimentConfig:
         raise InputError(f"model {entry.name!r} is a {entry.task} model, not a {task.name} one", path=path,
                          field="model.name")
     options = {k: v for k, v in model.items() if k != "name"}
+    from momentkit.training.init import check_options
+
+    check_options(options, path)  # the engine's init_from / init_exclude
     model_config(entry.name, options, path=path)  # typed check of every option
     cfg = ExperimentConfig(
         task=task.name,

@@ -81,6 +81,18 @@ def build(cfg: ExperimentConfig):
     return dm, TaskModule(cfg.to_dict())
 
 
+def _init_from(cfg: ExperimentConfig, module) -> None:
+    """Copy ``model.init_from`` weights into the new model (and its EMA copy); print what was loaded."""
+    from momentkit.training.init import init_weights
+
+    report = init_weights(module.model, cfg.model["init_from"], cfg.model.get("init_exclude") or ())
+    if module.ema_model is not None:
+        module.ema_model.load_state_dict(module.model.state_dict())
+    if trainer_is_zero():
+        for line in report.lines():
+            print(f"init_from: {line}", flush=True)
+
+
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=True, loggers=True, resuming=False):
     """The Lightning trainer of a run. Progress: Lightning's bar when stdout is a terminal; otherwise
     (a log file, a pipe) one line per training epoch. ``resuming``: the CSV log keeps its earlier rows."""
@@ -182,6 +194,8 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
             torch.set_num_threads(cfg.train.threads)
         L.seed_everything(cfg.train.seed, workers=True, verbose=False)
         dm, module = build(cfg)
+        if cfg.model.get("init_from") and ckpt_path is None:
+            _init_from(cfg, module)
         from momentkit.video.recipe import check_run_recipe, run_recipe, save_run_recipe
 
         module.recipe = run_recipe(cfg.data)  # how the input features were made, for `momentkit predict`
