@@ -14,6 +14,7 @@ missing), which metrics to tabulate -- flat metric keys, as in ``train.monitor``
     runs:
       - {label: SDST, config: configs/sdst/synthetic_layered.yaml, set: [model.attention=rdsa]}
 
+``{seed}`` in a ``set`` value is replaced by the run's seed (``model.init_from=runs/pre/seed{seed}``).
 Every (run, seed) is one ``momentkit train`` process, whatever the task, writing the engine's run
 layout to ``OUT/<label>/seed<k>`` (OUT defaults to ``runs/studies/<name>``), ``--jobs`` of them at a
 time, each with ``--threads`` CPU threads; the best checkpoint's metrics are read from
@@ -79,7 +80,7 @@ def run_one(study: dict, run: dict, seed: int, out: Path, extra: list[str], thre
         cmd = [sys.executable, "-m", "momentkit.cli.main", "train", run["config"],
                "--set", f"train.seed={seed}", "--set", f"train.out_dir={rdir}"]
         for item in list(study.get("set", [])) + list(run.get("set", [])) + extra:
-            cmd += ["--set", item]
+            cmd += ["--set", item.replace("{seed}", str(seed))]  # e.g. init_from a pretraining run of this seed
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                    PYTHONUNBUFFERED="1")
         start = time.perf_counter()

@@ -267,3 +267,46 @@ def test_frames_not_a_multiple_of_the_pool_stride_is_one_clear_error(dense_data,
         build(parse_config(cfg))
     assert e.value.field == "data.frames"
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- compute
+def _flops(model, batch) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(batch)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("pool", ["stride", "grid"])
+def test_coarse_only_flops_are_alpha_times_fine_only_after_the_pool(pool):
+    from momentkit.models import create_model
+
+    opts = dict(input_dim=32, num_classes=5, hidden_dim=32, stage_blocks=[1, 2, 2], head_dim=32, alpha=0.25)
+    x = {"feats": torch.zeros(1, 64, 32)}
+    fine = create_model("fine_only", **opts)
+    coarse = create_model("coarse_only", pool=pool, **opts)
+    with torch.no_grad():  # stem and stage 0 run at full length in both
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as c:
+            fine.fine.stages[0](fine.fine.stem(x["feats"]))
+        shared = c.get_total_flops()
+    after_fine = _flops(fine, x) - shared
+    after_coarse = _flops(coarse, x) - shared
+    ratio = after_coarse / after_fine
+    # strided: exactly alpha; Grid Pool adds its small confidence head
+    assert ratio == pytest.approx(0.25, rel=1e-6) if pool == "stride" else 0.25 < ratio < 0.4, ratio
+
+
+def test_x3d_m_coarse_fine_compute_matches_the_thesis_where_it_should():
+    from momentkit.models import create_model
+
+    def gflops(name, **kw):
+        with torch.device("meta"):
+            model = create_model(name, input="frames", input_dim=3, num_classes=157, x3d={"preset": "m"}, **kw)
+            return _flops(model, {"frames": torch.zeros(1, 3, 128, 224, 224)}) / 2e9  # multiply-adds
+
+    x3d, stride = gflops("fine_only"), gflops("coarse_only", pool="stride")
+    assert x3d == pytest.approx(37.96, rel=0.01) and stride == pytest.approx(15.42, rel=0.01)  # Tab. 3.2 / 3.3e

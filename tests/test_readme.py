@@ -13,6 +13,8 @@ import importlib.util
 import json
 import re
 import shlex
+import sys
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -41,6 +43,8 @@ PARSE_ONLY = {
         "trains every run of the study, 3 seeds each, on a GPU",
     "python benchmarks/seeds.py benchmarks/studies/layered_small.yaml --at-epoch":
         "tabulates the runs of the previous command, writing into the checkout's runs/",
+    "python benchmarks/dense_flops.py": "a benchmark script (its figures are in benchmarks/RESULTS.md); "
+                                        "tests/test_dense.py runs its counting",
 }
 
 # Appended to a command that runs, by subcommand, so that it takes seconds: tiny synthetic data, one
@@ -104,6 +108,8 @@ def kind(words: list[str]) -> str:
         return "setup"
     if words[:3] == ["python", "-m", "pytest"]:
         return "pytest"
+    if words[0] == "python" and len(words) > 1 and words[1].startswith("benchmarks/"):
+        return "benchmark"
     return "unknown"
 
 
@@ -202,6 +208,11 @@ def test_command_parses(words):
     elif kind(words) == "setup":
         extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
         assert len(words) <= 3 and all(e in extras["optional-dependencies"] for e in words[2:]), text
+    elif kind(words) == "benchmark":  # a script of benchmarks/ whose --help parses
+        script = REPO / words[1]
+        assert script.is_file(), f"README command {text!r}: no {words[1]}"
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, f"{text!r}: --help fails: {done.stderr[-500:]}"
     else:
         assert kind(words) == "pytest" and words == ["python", "-m", "pytest"], f"{text!r}: not a known command"
 
@@ -284,7 +295,8 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
 
     names = [name for name, _, _ in ran]
     assert names == ["data stats", "evaluate", "synth", "train", "test", "synth", "train", "make-search-queries",
-                     "synth", "train", "make-da-benchmark"], names
+                     "synth", "train", "make-da-benchmark", "synth", "train", "synth", "train", "synth", "synth",
+                     "train", "train"], names
 
     # what the commands promise
     assert "grounding-jsonl" in ran[0][2] and "7218" in ran[0][2]  # the statistics of the train file
@@ -298,6 +310,8 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
         assert not missing, f"{out_dir} lacks what the README's run layout lists: {missing}"
     assert "R_m@0.5" in ran[6][2] and "mAP_m@0.5" in ran[6][2]  # multimoment metrics
     assert "target/val/average-mAP" in ran[9][2]  # domain adaptation scored on the target
+    assert "localize-mAP" in ran[12][2] and "localize-mAP" in ran[14][2]  # dense detection, features and frames
+    assert "init_from: loaded" in ran[18][2]  # fine-tuning starts from the pretraining run
     assert "usage: momentkit make-search-queries" in ran[7][2]
     summary = json.loads(Path("data/epic_kitchens/da/s5/summary.json").read_text())
     assert summary and Path("data/epic_kitchens/da/s5/source.json").is_file()

@@ -97,7 +97,7 @@ def test_detection_presets_round_trip(tmp_path):
     assert overlaps > 0
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("preset", sorted(p for p in PRESETS if PRESETS[p][1].task != "clips"))
 def test_oracle_leaves_headroom(tmp_path, preset):
     n = {"train": 0, "val": 40} if "tacos" not in preset else {"train": 0, "val": 6}
     cfg = get_preset(preset).override([f"num_videos={json.dumps(n)}"])
@@ -144,3 +144,22 @@ def test_dense_preset_writes_per_frame_counts_and_oracle(tmp_path):
     samples = read_annotations(tmp_path / "annotations" / "dense.json")
     assert {s.subset for s in samples} == {"training", "validation"}
     assert all(g.end - g.start <= 6.0 + 1e-6 for s in samples for g in s.segments)
+
+
+def test_pretraining_clips_share_the_world_of_the_downstream_preset(tmp_path):
+    import numpy as np
+
+    from momentkit.data.annotations import read_annotations
+    from momentkit.synth.world import World
+
+    a, b, c = get_preset("pretrain-small"), get_preset("dense-few"), get_preset("dense-small")
+    for other in (b, c):
+        wa, wb = World(a, 0), World(other, 0)
+        assert np.array_equal(wa.z_action, wb.z_action) and np.array_equal(wa.video_proj[0], wb.video_proj[0])
+    summary = synthesize(a.override(['num_videos={"train": 6, "val": 2}']), tmp_path, seed=0)
+    assert summary["splits"]["train"]["clips"] == 6 and summary["oracle"] == {}
+    clips = read_annotations(tmp_path / "annotations" / "clips.csv")
+    assert len(clips) == 8 and all(len(s.segments) == 1 and s.segments[0].end == s.duration == 8.0 for s in clips)
+    assert {s.subset for s in clips} == {"train", "val"}
+    feats = np.load(tmp_path / "features" / "video_features" / f"{clips[0].video}.npz")["features"]
+    assert feats.shape == (16, 128)

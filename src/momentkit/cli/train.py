@@ -37,7 +37,9 @@ def register(sub) -> None:
                        description="Evaluate a checkpoint written by `momentkit train` on a split of the data "
                        "of CONFIG; predictions and metrics_<split>.json go to train.out_dir of CONFIG.")
     t.add_argument("config", metavar="CONFIG", help="YAML experiment config giving the data")
-    t.add_argument("--ckpt", required=True, help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train")
+    t.add_argument("--ckpt", required=True, nargs="+",
+                   help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train; several: "
+                   "evaluated as one ensemble (per-class probabilities averaged)")
     t.add_argument("--split", default="val", choices=("val", "test"),
                    help="the split of CONFIG's data to evaluate (default: val)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -90,7 +92,7 @@ def run_test(args) -> int:
     from momentkit.training.runner import test
 
     cfg = load_config(args.config, args.overrides)
-    metrics = test(cfg, args.ckpt, args.split)
+    metrics = test(cfg, args.ckpt if len(args.ckpt) > 1 else args.ckpt[0], args.split)
     print_metrics(metrics, f"{args.split}", task=cfg.task)
     print(f"predictions and metrics in {cfg.train.out_dir}")
     return 0

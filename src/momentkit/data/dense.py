@@ -104,7 +104,7 @@ class DenseDataset(Dataset):
     def __init__(self, samples: Sequence[DetectionSample], columns: dict[str, int], num_classes: int, *,
                  frames: int, sampling: str = "resize", store=None, videos: Path | None = None,
                  fps: float | None = None, frame_size: int = 32, training: bool = False, seed: int = 0,
-                 path=None) -> None:
+                 path=None, clip_labels: bool = False, augment=None) -> None:
         if sampling not in ("resize", "window"):
             raise InputError(f"expected 'resize' or 'window', got {sampling!r}", field="data.sampling")
         self.samples = list(samples)
@@ -112,6 +112,8 @@ class DenseDataset(Dataset):
         self.frames, self.sampling, self.store = int(frames), sampling, store
         self.videos, self.fps, self.frame_size = (Path(videos) if videos else None), fps, int(frame_size)
         self.training, self.seed, self.epoch = training, seed, 0
+        self.clip_labels = clip_labels
+        self.augment = augment if training else None  # a VolumeAugmentConfig (momentkit.tasks.dense)
         self._decoded: dict[str, np.ndarray] = {}
         for s in self.samples:
             if not s.duration or s.duration <= 0:
@@ -191,6 +193,36 @@ class DenseDataset(Dataset):
         return self._frames_of(index)
 
     def __getitem__(self, item: int) -> dict:
+        out = self._item(item)
+        aug = self.augment
+        if aug is None or not (aug.freeze or aug.mixup or aug.cutmix):
+            return out
+        return self._augmented(item, out)
+
+    def _augmented(self, item: int, out: dict) -> dict:
+        """Volume augmentations (:mod:`momentkit.ops.volume`) of a training item, with another random
+        item of the set as the second clip of MixUp / CutMix; ``joint: single`` draws at most one,
+        ``several`` draws each with its own probability, in the order Freeze, MixUp, CutMix."""
+        from momentkit.ops.volume import VolumeAugment
+
+        aug = self.augment
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, item, 101)) % (2**63))
+        frames = out["inputs"].ndim == 4
+        time_dim = 1 if frames else 0
+        other = (item + 1 + int(torch.randint(max(len(self) - 1, 1), (), generator=g))) % len(self)
+        partner = self._item(other)
+        x, labels = out["inputs"], out["labels"]
+        names = [VolumeAugment(aug.freeze, aug.mixup, aug.cutmix).choose(g)] if aug.joint == "single" else \
+            [n for n in ("freeze", "mixup", "cutmix") if float(torch.rand((), generator=g)) < getattr(aug, n)]
+        for name in names:
+            if name == "none" or (name == "cutmix" and not frames):
+                continue  # CutMix is spatial: feature sequences get Freeze and MixUp only
+            t = VolumeAugment(cutmix_mode=aug.cutmix_mode, mixup_scenario=aug.mixup_scenario,
+                              time_dim=time_dim)
+            x, labels = t.apply(name, x, labels, partner["inputs"], partner["labels"], generator=g)
+        return {**out, "inputs": x, "labels": labels.to(torch.float32)}
+
+    def _item(self, item: int) -> dict:
         i, start = self.index[item]
         s = self.samples[i]
         x = self._native(i)
@@ -212,7 +244,11 @@ class DenseDataset(Dataset):
         times = frame_times(s.duration, total)[np.minimum(np.arange(start, start + self.frames), total - 1)]
         spans = np.array([(g.start, g.end) for g in s.segments], dtype=np.float64).reshape(-1, 2)
         cols = np.array([self.columns[g.label] for g in s.segments], dtype=np.int64)
-        labels = frame_labels(times, spans, cols, self.num_classes)
+        if self.clip_labels:  # frame-level pseudo labels: every frame takes the clip's label(s)
+            labels = np.zeros((self.frames, self.num_classes), dtype=np.float32)
+            labels[:, np.unique(cols)] = 1.0
+        else:
+            labels = frame_labels(times, spans, cols, self.num_classes)
         mask = np.arange(self.frames) < valid
         if self.store is not None:
             inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -13,7 +13,9 @@ from momentkit.errors import InputError
 @dataclass(frozen=True)
 class SynthConfig:
     # what is generated
-    task: str = "grounding"  # "grounding" (text queries), "detection" (action segments) or "dense" (per frame)
+    # "grounding" (text queries), "detection" (action segments), "dense" (per frame) or "clips" (trimmed
+    # single-action clips with clip-level labels only, for detection pretraining)
+    task: str = "grounding"
     num_videos: dict | None = None  # videos per split, e.g. {"train": 500, "val": 100}
     queries_per_video: tuple[int, int] = (1, 2)  # grounding: inclusive range of queries per video
     # time
@@ -51,8 +53,9 @@ class SynthConfig:
     num_places: int = 8
 
     def __post_init__(self) -> None:
-        if self.task not in ("grounding", "detection", "dense"):
-            raise InputError(f"task must be 'grounding', 'detection' or 'dense', got {self.task!r}", field="task")
+        if self.task not in ("grounding", "detection", "dense", "clips"):
+            raise InputError(f"task must be 'grounding', 'detection', 'dense' or 'clips', got {self.task!r}",
+                             field="task")
         if self.clip_len <= 0:
             raise InputError("must be > 0", field="clip_len")
         if self.noise < 0 or self.text_noise < 0 or self.drift < 0:
@@ -168,6 +171,23 @@ PRESETS: dict[str, tuple[str, SynthConfig]] = {
             task="dense", num_videos={"train": 400, "val": 100}, duration=(64.0, 64.0), clip_len=0.5,
             align_to_clips=False, event_len=(1.0, 6.0), gap_len=(4.0, 30.0), tracks=4, annotators=0,
             video_dims=(128,), noise=2.0, num_actions=20,
+        ),
+    ),
+    "dense-few": (
+        "dense-small with 40 training videos (the downstream set of detection pretraining; same world, "
+        "same validation videos)",
+        SynthConfig(
+            task="dense", num_videos={"train": 40, "val": 100}, duration=(64.0, 64.0), clip_len=0.5,
+            align_to_clips=False, event_len=(1.0, 6.0), gap_len=(4.0, 30.0), tracks=4, annotators=0,
+            video_dims=(128,), noise=2.0, num_actions=20,
+        ),
+    ),
+    "pretrain-small": (
+        "Detection pretraining: 2000 trimmed 8 s clips of one action each, clip-level labels only "
+        "(Kinetics-style CSV), same world as dense-small / dense-few",
+        SynthConfig(
+            task="clips", num_videos={"train": 2000, "val": 200}, duration=(8.0, 8.0), clip_len=0.5,
+            align_to_clips=False, annotators=0, video_dims=(128,), noise=2.0, num_actions=20,
         ),
     ),
 }

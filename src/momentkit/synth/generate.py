@@ -275,6 +275,25 @@ class Generator:
             self._write_features(out, rendered, {})
         return samples, rendered
 
+    # ------------------------------------------------------------------ trimmed clips (clip labels)
+    def clips_split(self, split: str, n_videos: int, out: Path | None, split_index: int):
+        """Trimmed clips, each one event over its whole length (labels: the event's action)."""
+        cfg, world = self.cfg, self.world
+        rng = np.random.default_rng([self.seed, 19, split_index])
+        samples: list[DetectionSample] = []
+        rendered: dict[str, RenderedVideo] = {}
+        for v in range(n_videos):
+            vid = f"clip_{split}_{v:05d}"
+            duration = float(round(rng.uniform(*cfg.duration), 2))
+            place = int(rng.integers(cfg.num_places))
+            ev = _random_event(world, rng)
+            rendered[vid] = _render(cfg, world, rng, vid, duration, place, [Placed(0.0, duration, ev)], False)
+            samples.append(DetectionSample(video=vid, duration=duration, segments=(
+                Segment(0.0, duration, world.actions[ev.action][1], ev.action),), fps=1.0 / cfg.clip_len))
+        if out is not None:
+            self._write_features(out, rendered, {})
+        return samples, rendered
+
     # ------------------------------------------------------------------ files
     def _write_features(self, out: Path, rendered: dict, texts: dict) -> None:
         for vid, r in rendered.items():

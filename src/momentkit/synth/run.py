@@ -29,6 +29,16 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
                 summary["oracle"][split] = _score_grounding(cfg, preds, samples)
         summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
         summary["text_features"] = f"features/{gen.text_folder}"
+    elif cfg.task == "clips":
+        rows = []
+        for i, (split, n) in enumerate(cfg.splits().items()):
+            if n <= 0:
+                continue
+            samples, rendered = gen.clips_split(split, n, out, i)
+            rows += [(s.segments[0].label, s.video, s.duration, split) for s in samples]
+            summary["splits"][split] = {"clips": len(samples), "classes": len({r[0] for r in rows if r[3] == split})}
+        _write_clips_csv(out / "annotations" / "clips.csv", rows)
+        summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
     elif cfg.task == "dense":
         all_samples = []
         for i, (split, n) in enumerate(cfg.splits().items()):
@@ -60,6 +70,18 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
         summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
     write_json(out / "synth.json", summary)
     return summary
+
+
+def _write_clips_csv(path: Path, rows) -> None:
+    import csv
+
+    from momentkit.io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["label", "video", "duration", "split"])
+        w.writerows(rows)
 
 
 def _with_subset(sample, subset: str):

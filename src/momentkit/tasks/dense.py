@@ -39,6 +39,32 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass
+class VolumeAugmentConfig:
+    """Volume augmentations of training items (detection pretraining, thesis 004 chapter 4)."""
+
+    freeze: float = 0.0  # probability of Volume Freeze
+    mixup: float = 0.0  # of Volume MixUp (with another random training item)
+    cutmix: float = 0.0  # of Volume CutMix (raw frames only)
+    cutmix_mode: str = "view"  # view | window | random
+    mixup_scenario: str | None = None  # None (from the lengths) | one-way | round-trip | random
+    joint: str = "single"  # single: at most one augmentation per clip; several: each drawn on its own
+
+    def __post_init__(self) -> None:
+        from momentkit.ops.volume import VolumeAugment
+
+        if self.joint not in ("single", "several"):
+            raise InputError(f"expected 'single' or 'several', got {self.joint!r}", field="joint")
+        if self.joint == "single":
+            VolumeAugment(self.freeze, self.mixup, self.cutmix, cutmix_mode=self.cutmix_mode,
+                          mixup_scenario=self.mixup_scenario)  # checks probabilities and names
+        else:
+            VolumeAugment(cutmix_mode=self.cutmix_mode, mixup_scenario=self.mixup_scenario)
+            for name in ("freeze", "mixup", "cutmix"):
+                if not 0 <= getattr(self, name) <= 1:
+                    raise InputError(f"must be a probability in [0, 1], got {getattr(self, name)}", field=name)
+
+
+@dataclass
 class DenseDataConfig:
     annotations: Path | None = None  # every split's videos (subsets pick them), or the training file
     val_annotations: Path | None = None  # default: `annotations`
@@ -60,6 +86,8 @@ class DenseDataConfig:
     num_workers: int = 0
     normalize_features: bool = False
     max_videos: int | None = None  # keep the first N videos of every split (quick runs)
+    clip_labels: bool = False  # every frame takes its clip's label (clip-level pretraining data)
+    augment: VolumeAugmentConfig = field(default_factory=VolumeAugmentConfig)  # training items only
 
     def __post_init__(self) -> None:
         from momentkit.training.config import check_ranges
@@ -163,7 +191,8 @@ class DenseDataModule(L.LightningDataModule):
                              field="data.video_features")
         return DenseDataset(self.samples(split), self.columns(split), len(self.classes), frames=d.frames,
                             sampling=d.sampling, store=self.store, videos=d.videos, fps=d.fps,
-                            frame_size=d.frame_size, training=training, seed=self.seed, path=self.path(split))
+                            frame_size=d.frame_size, training=training, seed=self.seed, path=self.path(split),
+                            clip_labels=d.clip_labels, augment=d.augment)
 
     # ------------------------------------------------------------------ the engine's questions
     def model_inputs(self) -> dict:

@@ -363,15 +363,28 @@ def _stored_config(raw, path) -> ExperimentConfig:
     return parse_config(raw, str(path))
 
 
-def test(cfg: ExperimentConfig, ckpt: str, split: str = "val") -> dict:
+def test(cfg: ExperimentConfig, ckpt: str | list[str], split: str = "val") -> dict:
     """Evaluate the trained model ``ckpt`` (a checkpoint, ``model.safetensors`` or run folder, loaded by
     :func:`load_run` as ``momentkit predict`` loads it) on ``split`` of the data of ``cfg``; outputs go to
-    ``cfg.train.out_dir``."""
+    ``cfg.train.out_dir``. Several checkpoints are evaluated as one ensemble
+    (:class:`momentkit.training.ensemble.Ensemble`; the first one's config reads the data)."""
     from momentkit.tasks import get_task
     from momentkit.training.module import TaskModule
 
     check_accelerator(cfg.train.accelerator, cfg.train.devices)
-    model, run_cfg, path = load_run(ckpt)
+    ckpts = [ckpt] if isinstance(ckpt, str | os.PathLike) else list(ckpt)
+    model, run_cfg, path = load_run(ckpts[0])
+    if len(ckpts) > 1:
+        from momentkit.training.ensemble import Ensemble
+
+        members = [model]
+        for other in ckpts[1:]:
+            m, c, p = load_run(other)
+            if c.task != run_cfg.task:
+                raise InputError(f"a {c.task} model cannot join an ensemble of {run_cfg.task} models", path=p,
+                                 field="--ckpt")
+            members.append(m)
+        model = Ensemble(members).eval()
     if run_cfg.task != cfg.task:
         raise InputError(f"the checkpoint is a {run_cfg.task} model, the config a {cfg.task} one", path=path,
                          field="task")

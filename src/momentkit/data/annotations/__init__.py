@@ -18,6 +18,7 @@ captions-json      grounding yes    ActivityNet Captions, YouCook2 (PDVC) ``{vid
 detection-json     detection yes    ActivityNet 1.3, ActionFormer / TriDet, OpenTAD ``{database: ...}``
 superevents-json   detection no     MultiTHUMOS / Charades ``{vid: {actions: [[cls, s, e]]}}``
 charades-csv       detection no     Charades / CharadesEgo ``Charades_v1_train.csv`` (``id,...,actions,length``)
+clips-csv          detection no     clip-level labels, Kinetics-style ``label,youtube_id,time_start,time_end,split``
 epic-csv           detection no     EPIC-Kitchens-100 CSVs (labelled and ``*_timestamps.csv``)
 epic-frames-txt    detection no     ``EPIC_100_train_new.txt`` (frame numbers and class ids)
 ================== ========= ====== ===========================================================
@@ -29,6 +30,7 @@ or field. Windows obey one rule, see :mod:`momentkit.data.annotations.windows`.
 from momentkit.data.annotations import (  # noqa: F401  (each module registers its formats)
     captions_json,
     charades_csv,
+    clips_csv,
     charades_txt,
     detection_json,
     epic,
@@ -38,6 +40,7 @@ from momentkit.data.annotations import (  # noqa: F401  (each module registers i
 from momentkit.data.annotations.captions_json import read_captions_json, write_captions_json
 from momentkit.data.annotations.charades_csv import read_charades_csv
 from momentkit.data.annotations.charades_txt import read_charades_txt, write_charades_txt
+from momentkit.data.annotations.clips_csv import read_clips_csv
 from momentkit.data.annotations.detection_json import read_detection_json, write_detection_json
 from momentkit.data.annotations.epic import read_epic_csv, read_epic_frames_txt
 from momentkit.data.annotations.grounding_jsonl import read_grounding_jsonl, write_grounding_jsonl
@@ -64,6 +67,7 @@ __all__ = [
     "read_captions_json",
     "read_charades_csv",
     "read_charades_txt",
+    "read_clips_csv",
     "read_detection_json",
     "read_epic_csv",
     "read_epic_frames_txt",
