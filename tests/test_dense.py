@@ -310,3 +310,25 @@ def test_x3d_m_coarse_fine_compute_matches_the_thesis_where_it_should():
 
     x3d, stride = gflops("fine_only"), gflops("coarse_only", pool="stride")
     assert x3d == pytest.approx(37.96, rel=0.01) and stride == pytest.approx(15.42, rel=0.01)  # Tab. 3.2 / 3.3e
+
+
+def test_charades_csv_through_the_features_config(tmp_path):
+    """The Charades features config on a hand-written Charades CSV: class columns are the c### numbers,
+    157 of them with the class list the config would be given, targets at the right frames."""
+    from momentkit.tasks import get_task
+
+    csv = REPO / "tests" / "fixtures" / "annotations" / "Charades_v1_small.csv"
+    feats = tmp_path / "i3d"
+    feats.mkdir()
+    for vid in ("AB12C", "XY34Z"):
+        np.savez(feats / f"{vid}.npz", features=np.ones((40, 8), np.float32))
+    cfg = yaml.safe_load((REPO / "configs" / "dense" / "charades_i3d_coarse_fine.yaml").read_text())
+    cfg["data"].update(annotations=str(csv), val_annotations=str(csv), video_features=[str(feats)], frames=32,
+                       classes=[f"c{i:03d}" for i in range(157)])
+    dm = get_task("dense").datamodule(parse_config(cfg))
+    assert dm.model_inputs() == {"input_dim": 8, "num_classes": 157, "frames": 32}
+    item = dm.dataset("val", False)[0]  # AB12C, 25.5 s: c006 over [0, 6.9], c059 over [5.2, 12.4]
+    t = frame_times(25.5, 32)
+    assert item["labels"][:, 6].tolist() == ((t > 0) & (t < 6.9)).astype(float).tolist()
+    assert item["labels"][:, 59].tolist() == ((t > 5.2) & (t < 12.4)).astype(float).tolist()
+    assert item["labels"].sum() == ((t > 0) & (t < 6.9)).sum() + ((t > 5.2) & (t < 12.4)).sum()

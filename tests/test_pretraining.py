@@ -142,3 +142,43 @@ def test_init_from_errors_name_the_file(tmp_path):
         init_weights(model, tmp_path / "w.pt")
     with pytest.raises(InputError, match="file not found"):
         init_weights(model, tmp_path / "nope.pt")
+
+
+def test_manifold_mixup_mixes_hidden_features_and_targets_alike():
+    from momentkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fine_only", input_dim=4, num_classes=2, hidden_dim=8, head_dim=8, stage_blocks=[1, 1],
+                         manifold_mixup=1.0)
+    labels = torch.zeros(2, 8, 2)
+    labels[0, :, 0] = 1
+    labels[1, :, 1] = 1
+    batch = {"feats": torch.randn(2, 8, 4), "labels": labels, "mask": torch.ones(2, 8, dtype=torch.bool)}
+    model.train()
+    out = model(batch)
+    mixed = out["labels"]
+    assert torch.allclose(mixed.sum(-1), torch.ones(2, 8))  # two one-hot clips: soft labels sum to 1
+    assert (mixed[0, :, 1] > 0).any() and (mixed[0, 0] == torch.tensor([1.0, 0.0])).all()  # clip 1 first
+    loss, _ = model.loss(out, batch)
+    loss.backward()
+    model.eval()
+    assert "labels" not in model(batch)  # evaluation is never mixed
+    with pytest.raises(InputError, match="manifold MixUp pretrains one stream"):
+        create_model("coarse_fine", input_dim=4, num_classes=2, manifold_mixup=0.5)
+
+
+def test_raw_frame_items_get_volume_cutmix(tmp_path):
+    from momentkit.synth.video_dense import generate_video_dense
+
+    generate_video_dense(tmp_path, seed=0, num_videos={"train": 3}, size=32, min_duration=2, max_duration=2)
+    samples = read_annotations(tmp_path / "annotations" / "dense.json")
+    _, cols = __import__("momentkit.data.dense", fromlist=["class_columns"]).class_columns(samples, None)
+    ds = DenseDataset(samples, cols, 6, frames=8, videos=tmp_path / "videos", frame_size=32, training=True,
+                      clip_labels=True, augment=VolumeAugmentConfig(cutmix=1.0, cutmix_mode="view"))
+    plain = DenseDataset(samples, cols, 6, frames=8, videos=tmp_path / "videos", frame_size=32, clip_labels=True)
+    item = ds[0]
+    assert item["inputs"].shape == (3, 8, 32, 32) and item["labels"].shape == (8, 6)
+    assert not torch.equal(item["inputs"], plain[0]["inputs"])  # half of each frame from another clip
+    # transient view: labels 0.5 / 0.5 of the two clips' (pseudo) labels, on every frame
+    halves = [0.5 * (plain[0]["labels"] + plain[j]["labels"]) for j in (1, 2)]
+    assert any(torch.allclose(item["labels"], h) for h in halves)

@@ -295,8 +295,8 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
 
     names = [name for name, _, _ in ran]
     assert names == ["data stats", "evaluate", "synth", "train", "test", "synth", "train", "make-search-queries",
-                     "synth", "train", "make-da-benchmark", "synth", "train", "synth", "train", "synth", "synth",
-                     "train", "train"], names
+                     "synth", "train", "make-da-benchmark", "synth", "train", "test", "synth", "train", "synth",
+                     "synth", "train", "train"], names
 
     # what the commands promise
     assert "grounding-jsonl" in ran[0][2] and "7218" in ran[0][2]  # the statistics of the train file
@@ -310,8 +310,8 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
         assert not missing, f"{out_dir} lacks what the README's run layout lists: {missing}"
     assert "R_m@0.5" in ran[6][2] and "mAP_m@0.5" in ran[6][2]  # multimoment metrics
     assert "target/val/average-mAP" in ran[9][2]  # domain adaptation scored on the target
-    assert "localize-mAP" in ran[12][2] and "localize-mAP" in ran[14][2]  # dense detection, features and frames
-    assert "init_from: loaded" in ran[18][2]  # fine-tuning starts from the pretraining run
+    assert "localize-mAP" in ran[13][2] and "localize-mAP" in ran[15][2]  # dense detection, features and frames
+    assert "init_from: loaded" in ran[19][2]  # fine-tuning starts from the pretraining run
     assert "usage: momentkit make-search-queries" in ran[7][2]
     summary = json.loads(Path("data/epic_kitchens/da/s5/summary.json").read_text())
     assert summary and Path("data/epic_kitchens/da/s5/source.json").is_file()

@@ -75,6 +75,10 @@ class CoarseFineConfig:
     # "weights": a local X3D checkpoint (momentkit or pytorchvideo layout) loaded into both streams
     x3d: dict = field(default_factory=lambda: {"preset": "tiny"})
     video_loss_weight: float = 0.5
+    # detection pretraining, manifold variant: with this probability per training batch, Volume MixUp
+    # of the hidden features after a random stage of the Fine stream (or the only stream) with another
+    # sample of the batch, the per-frame targets mixed alike (thesis 004, Sec. 4.3 / Tab. 4.4b)
+    manifold_mixup: float = 0.0
 
     def __post_init__(self) -> None:
         choices = {"input": ("features", "frames"), "pool": POOLS, "fusion": FUSIONS,
@@ -95,6 +99,10 @@ class CoarseFineConfig:
                              f"(alpha {self.alpha:g}): use a multiple of {stride} (data.frames)", field="data.frames")
         if len(self.stage_blocks) < 2 or any(b < 1 for b in self.stage_blocks):
             raise InputError("give at least two stages of at least one block", field="model.stage_blocks")
+        if not 0 <= self.manifold_mixup <= 1:
+            raise InputError(f"must be a probability in [0, 1], got {self.manifold_mixup}", field="model.manifold_mixup")
+        if self.manifold_mixup and self.coarse and self.fine:
+            raise InputError("manifold MixUp pretrains one stream (fine_only or coarse_only)", field="model.manifold_mixup")
         if not 0 <= self.video_loss_weight <= 1:
             raise InputError(f"must be in [0, 1], got {self.video_loss_weight}", field="model.video_loss_weight")
 
@@ -217,21 +225,53 @@ class CoarseFine(nn.Module):
                              field="model.input")
         return batch[key]
 
+    def _manifold(self, batch: dict) -> tuple[int | None, torch.Generator | None]:
+        """The stage after which this training batch is mixed (None: not mixed)."""
+        if not (self.training and self.cfg.manifold_mixup > 0 and "labels" in batch):
+            return None, None
+        g = torch.Generator().manual_seed(int(torch.randint(2**62, ())))  # from the runner's per-step seed
+        if float(torch.rand((), generator=g)) >= self.cfg.manifold_mixup:
+            return None, None
+        if self.fine is None:  # Coarse-only: before the pool, where features and targets share the time axis
+            return 0, g
+        return int(torch.randint(len(self.fine.stages), (), generator=g)), g
+
+    @staticmethod
+    def _mix(h: torch.Tensor, labels: torch.Tensor, g: torch.Generator, time_dim: int):
+        """Volume MixUp of every sample's hidden features with sample ``(i + k) % B`` of the batch."""
+        from momentkit.ops.volume import volume_mixup
+
+        b = len(h)
+        k = int(torch.randint(1, b, (), generator=g)) if b > 1 else 0
+        out_h, out_l = [], []
+        for i in range(b):
+            j = (i + k) % b
+            hi, li = volume_mixup(h[i], labels[i], h[j], labels[j], generator=g, time_dim=time_dim)
+            out_h.append(hi.to(h.dtype))
+            out_l.append(li.to(labels.dtype))
+        return torch.stack(out_h), torch.stack(out_l)
+
     def forward(self, batch: dict) -> dict:
         from momentkit.ops.grid_pool import grid_unpool
 
         x = self._input(batch)
         time_dim = 2 if self.cfg.input == "frames" else 1
         length = x.shape[time_dim]
+        mix_at, g = self._manifold(batch)
+        mixed_labels = None
         fine_levels = []
         if self.fine is not None:
             h = self.fine.stem(x)
-            for stage in self.fine.stages:
+            for depth, stage in enumerate(self.fine.stages):
                 h = stage(h)
+                if depth == mix_at:
+                    h, mixed_labels = self._mix(h, batch["labels"], g, time_dim - 1)
                 fine_levels.append(h)
         logits, locations, confidences = [], None, None
         if self.coarse is not None:
             h = self.coarse.stages[0](self.coarse.stem(x))
+            if self.fine is None and mix_at == 0:
+                h, mixed_labels = self._mix(h, batch["labels"], g, time_dim - 1)
             if self.pool is not None:
                 pooled = self.pool(h)
                 h, locations, confidences = pooled.pooled, pooled.locations, pooled.confidences
@@ -248,10 +288,14 @@ class CoarseFine(nn.Module):
         if self.fine is not None and (self.coarse is None or self.cfg.output == "mean"):
             logits.append(self.fine.head(fine_levels[-1]))
         out = torch.stack(logits).mean(0) if len(logits) > 1 else logits[0]
-        return {"logits": out, "locations": locations, "confidences": confidences}
+        result = {"logits": out, "locations": locations, "confidences": confidences}
+        if mixed_labels is not None:
+            result["labels"] = mixed_labels  # the targets of the mixed batch
+        return result
 
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits, labels, mask = outputs["logits"], batch["labels"].to(outputs["logits"].dtype), batch["mask"]
+        logits, mask = outputs["logits"], batch["mask"]
+        labels = outputs.get("labels", batch["labels"]).to(logits.dtype)
         frame = frame_bce_loss(logits, labels, mask)
         video = video_bce_loss(logits, labels, mask)
         w = self.cfg.video_loss_weight
