@@ -19,7 +19,7 @@ from momentkit.data.records import DetectionSample, Segment
 from momentkit.errors import InputError
 from momentkit.training.config import load_config, parse_config
 
-CONFIGS = sorted((REPO / "configs" / "dense").glob("*.yaml"))
+CONFIGS = sorted([*(REPO / "configs" / "dense").glob("*.yaml"), *(REPO / "configs" / "pretrain").glob("*.yaml")])
 
 
 # ----------------------------------------------------------------------------- targets and items
