@@ -12,6 +12,8 @@ from momentkit.config import apply_overrides, from_dict, load_yaml, to_dict
 from momentkit.errors import InputError
 from momentkit.training.config import load_config
 
+from conftest import REPO
+
 
 @dataclass
 class Inner:
@@ -82,3 +84,11 @@ def test_experiment_config_rejects_unknown_sections(tmp_path):
     with pytest.raises(InputError, match="unknown key") as e:
         load_config(p)
     assert e.value.field == "trian"
+
+
+def test_yaml11_exponent_numbers_are_numbers():
+    """PyYAML reads `1e-3` (no dot) as text; a float option takes it as the number it means."""
+    cfg = load_config(REPO / "configs" / "dense" / "dense_small_coarse_fine.yaml", ["train.lr=1e-3"])
+    assert cfg.train.lr == 0.001
+    with pytest.raises(InputError, match="field 'train.lr': expected a number, got 'fast'"):
+        load_config(REPO / "configs" / "dense" / "dense_small_coarse_fine.yaml", ["train.lr=fast"])

@@ -161,3 +161,17 @@ def test_options(tmp_path):
                 dict(min_duration=5.0, max_duration=4.0), dict(kinds=("triangle",))):
         with pytest.raises(InputError):
             plan_video_dense(**bad)
+
+
+def test_trimmed_clips_for_raw_frame_pretraining(tmp_path):
+    from momentkit.data.annotations import read_annotations
+    from momentkit.synth.video_dense import generate_video_clips
+    from momentkit.video.decode import probe
+
+    summary = generate_video_clips(tmp_path, seed=0, num_videos={"train": 4, "val": 2}, size=32)
+    clips = read_annotations(tmp_path / "annotations" / "clips.csv")
+    assert [c.video for c in clips] == [f"clip_train_{i:04d}" for i in range(4)] + ["clip_val_0000", "clip_val_0001"]
+    assert all(c.duration == 2.0 and c.segments[0].start == 0 and c.segments[0].end == 2.0 for c in clips)
+    assert {c.segments[0].label for c in clips} <= set(summary["classes"])
+    info = probe(tmp_path / "videos" / "clip_train_0000.mp4")
+    assert info.num_frames == 16 and info.width == 32

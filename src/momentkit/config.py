@@ -9,6 +9,7 @@ the dotted key (``train.lr``) and the file. Supported field types: bool, int, fl
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -76,6 +77,8 @@ def _coerce(value: Any, tp: Any, key: str, path: str | None) -> Any:
             raise InputError(f"expected an integer, got {value!r}", path=path, field=key)
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # `1e-3`: YAML 1.1 (PyYAML) reads exponents without a dot as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"expected a number, got {value!r}", path=path, field=key)
         return float(value)
@@ -104,6 +107,9 @@ def from_dict(cls: type[T], data: dict, *, path: str | None = None, prefix: str 
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise InputError(str(e).split("__init__() ")[-1], path=path, field=prefix or None) from None
+
+
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def section_from_dict(cls: type[T], data: dict, section: str, *, path: str | None = None) -> T:

@@ -205,11 +205,22 @@ def _video_dense(out, *, seed: int = 0, **options):
     return generate_video_dense(out, seed=seed, **options)
 
 
+def _video_clips(out, *, seed: int = 0, **options):
+    from momentkit.synth.video_dense import generate_video_clips
+
+    return generate_video_clips(out, seed=seed, **options)
+
+
 # presets made of generated video files: name -> (description, generate(out, seed=, **options))
 VIDEO_PRESETS = {
     "dense-video-tiny": (
         "Raw-frame dense detection: 24 short MP4s (4-8 s, 8 fps, 64x64) of coloured shapes, 6 classes, "
         "overlapping per-frame labels",
         _video_dense,
+    ),
+    "pretrain-video-tiny": (
+        "Raw-frame detection pretraining: 96 + 24 trimmed 2 s MP4 clips (8 fps, 64x64), one shape class "
+        "each (the classes of dense-video-tiny), clip labels only",
+        _video_clips,
     ),
 }

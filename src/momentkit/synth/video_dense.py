@@ -256,11 +256,62 @@ def generate_video_dense(out: str | os.PathLike, *, seed: int = 0, **options) ->
     return {**summary, "out": str(out), "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def generate_video_clips(out: str | os.PathLike, *, seed: int = 0, duration: float = 2.0, **options) -> dict:
+    """Trimmed single-action clips of the same visual world (detection pretraining on raw frames):
+    each clip shows one shape of one class for its whole ``duration``, moving along a random lane;
+    labels are clip-level only. Writes ``OUT/videos/clip_{split}_{i:04d}.mp4``,
+    ``OUT/annotations/clips.csv`` (``label,video,duration,split``, the ``clips-csv`` format),
+    ``OUT/classes.txt`` and ``OUT/synth.json``. ``options``: the fields of :class:`VideoDenseConfig`
+    (``num_videos``, ``fps``, ``size``, ``colors``, ``kinds``, ``shape_size``, ``crf``)."""
+    import csv
+
+    t0 = time.perf_counter()
+    options.setdefault("num_videos", {"train": 96, "val": 24})
+    cfg = VideoDenseConfig(min_duration=duration, max_duration=duration, min_length=duration,
+                           max_length=duration, instances=(1, 1), **options)
+    out = check_output(out, "dir", option="out")
+    classes = cfg.classes
+    n = cfg.frames(duration)
+    rows, counts = [], {}
+    for split, count in cfg.num_videos.items():
+        for i in range(count):
+            rng = _rng(seed, "clip-" + split, i)
+            cls = int(rng.integers(len(classes)))
+            color, kind = cfg.colors[cls // len(cfg.kinds)], cfg.kinds[cls % len(cfg.kinds)]
+            x0 = float(rng.uniform(0.2, 0.8))
+            x1 = float(np.clip(x0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.6), 0.2, 0.8))
+            y = LANES[int(rng.integers(len(LANES)))] + float(rng.uniform(-0.02, 0.02))
+            shape = Shape(kind, COLORS[color], 0.0, n / cfg.fps, (x0, y), (x1, y), size=cfg.shape_size,
+                          caption=classes[cls])
+            vid = f"clip_{split}_{i:04d}"
+            make_video(out / "videos" / f"{vid}.mp4", duration=n / cfg.fps, fps=cfg.fps, width=cfg.size,
+                       height=cfg.size, shapes=(shape,), crf=cfg.crf)
+            rows.append((classes[cls], vid, n / cfg.fps, split))
+            counts.setdefault(split, {"videos": 0, "segments": 0, "frames": 0, "multi_label_frames": 0})
+            c = counts[split]
+            c["videos"] += 1
+            c["segments"] += 1
+            c["frames"] += n
+    with atomic_write(out / "annotations" / "clips.csv", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["label", "video", "duration", "split"])
+        w.writerows(rows)
+    with atomic_write(out / "classes.txt") as fh:
+        fh.write("".join(name + "\n" for name in classes))
+    summary = {"generator": "video-clips", "seed": seed, "config": {**asdict(cfg), "instances": [1, 1]},
+               "classes": classes, "counts": counts,
+               "files": {"videos": "videos/{vid}.mp4", "annotations": "annotations/clips.csv",
+                         "classes": "classes.txt"}}
+    write_json(out / "synth.json", summary)
+    return {**summary, "out": str(out), "seconds": round(time.perf_counter() - t0, 3)}
+
+
 __all__ = [
     "COLORS",
     "KINDS",
     "VideoDenseConfig",
     "VideoPlan",
+    "generate_video_clips",
     "generate_video_dense",
     "plan_video_dense",
     "shape_centre",
