@@ -14,13 +14,15 @@
 from momentkit.models import detr  # noqa: F401  (registers the built-in models)
 from momentkit.models import sdst  # noqa: F401
 from momentkit.models import coarse_fine  # noqa: F401
+from momentkit.models import victr, clip_baselines  # noqa: F401  (task classification)
 from momentkit.models.detr import DETRConfig, MomentDETR, make_config
 from momentkit.models.postprocess import postprocess, write_predictions
-from momentkit.models.contract import DenseBatch, DetectionBatch, GroundingBatch, Model
+from momentkit.models.contract import ClassificationBatch, DenseBatch, DetectionBatch, GroundingBatch, Model
 from momentkit.models.registry import create_model, list_models, register_model
 from momentkit.models.utils import count_parameters
 
 __all__ = [
+    "ClassificationBatch",
     "DETRConfig",
     "DenseBatch",
     "DetectionBatch",

@@ -94,6 +94,28 @@ class DenseBatch(TypedDict, total=False):
     meta: list[dict]
 
 
+class ClassificationBatch(TypedDict, total=False):
+    """Task ``classification``, :class:`momentkit.data.classification.Collate`.
+
+    ``feats (B, V, T, D)``: ``T`` per-frame features of each of ``V`` views (one in training);
+    ``labels (B, K)`` 0/1 over the batch's vocabulary; ``class_text (K, Dt)`` the L2-normalised class-text
+    embeddings of that vocabulary (absent when the data names no text source); optional ``aux_text (M, Dt)``
+    auxiliary texts and ``aux_groups (M,)`` long, the semantic group of each; ``multi_label`` bool;
+    ``meta``: B dicts with ``video``, ``num_frames``.
+
+    Prediction row: ``{"video", "scores": [K probabilities]}`` (softmax, or sigmoid for multi-label,
+    averaged over the views).
+    """
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+    class_text: torch.Tensor
+    aux_text: torch.Tensor
+    aux_groups: torch.Tensor
+    multi_label: bool
+    meta: list[dict]
+
+
 @runtime_checkable
 class Model(Protocol):
     """What the runner calls; see the module docstring."""

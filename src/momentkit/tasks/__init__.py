@@ -88,6 +88,7 @@ def register_task(task: Task) -> Task:
 
 
 def _load_builtin() -> None:
+    import momentkit.tasks.classification  # noqa: F401
     import momentkit.tasks.dense  # noqa: F401
     import momentkit.tasks.detection  # noqa: F401
     import momentkit.tasks.grounding  # noqa: F401
