@@ -77,6 +77,12 @@ class Task:
         """``rows`` with their scores mapped by fitted ``params``."""
         return rows
 
+    def per_unit_scores(self, run_dir: Path, split: str, cfg) -> tuple[str, list, dict] | None:
+        """``(unit, ids, {flat metric: per-unit values})`` for the flat metrics that are means over units
+        (queries, videos), from the predictions a run wrote for ``split`` (what ``momentkit compare``
+        bootstraps); None when the task has none or the run has no prediction file."""
+        return None
+
 
 _TASKS: dict[str, Task] = {}
 

@@ -288,6 +288,15 @@ class GroundingTask(Task):
 
         return calibrate_rows(rows, tuple(params))
 
+    def per_unit_scores(self, run_dir: Path, split: str, cfg) -> tuple[str, list, dict] | None:
+        from momentkit.metrics.per_query import grounding_per_query
+
+        path = Path(run_dir) / f"predictions_{split}.jsonl"
+        if not path.is_file():
+            return None
+        qids, values = grounding_per_query(path, self.datamodule(cfg).ground_truth(split))
+        return "query", qids, values
+
     def write_predictions(self, out: Path, set_name: str, rows: list[dict], dm) -> Path:
         from momentkit.io import write_jsonl
 
