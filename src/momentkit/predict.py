@@ -3,6 +3,7 @@
 ::
 
     predictor = Predictor.from_checkpoint("runs/qvh/run")   # its feature recipe picks the backbone
+    predictor = Predictor.from_pretrained("exported/qvh")   # a `momentkit export` folder or a Hub id
     for r in predictor.predict("talk.mp4", ["a man opens the door", "applause"]):
         print(r.query, r.moments[:3])      # [[start, end, score], ...] in seconds, best first
         r.saliency                          # one score per clip of the whole video
@@ -157,12 +158,22 @@ class Predictor:
         """Load a run folder, ``model.safetensors`` or ``.ckpt`` and the feature recipe it carries
         (:func:`momentkit.video.recipe.load_run_recipe`); ``backbone`` (an object, a name or a
         ``(name, model)`` pair) replaces the recipe's, and is needed when the model carries none."""
+        from momentkit.pretrained import export_recipe
         from momentkit.video.recipe import load_run_recipe
 
         model, cfg, src = load_model_and_config(path)
         if "recipe" not in options:
-            options["recipe"] = load_run_recipe(src)
+            exported, recipe = export_recipe(src)  # an exported folder's config.json holds its recipe
+            options["recipe"] = recipe if exported else load_run_recipe(src)
         return cls(model, cfg, backbone=backbone, device=device, source=src, **options)
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | os.PathLike, *, backbone=None,
+                        device: str | torch.device = "cpu", **options) -> Predictor:
+        """Load a model shared as ``momentkit export`` writes it: its folder, or the Hugging Face Hub id
+        of one (``owner/name``, ``owner/name@revision``; downloaded once into the Hub cache), or any
+        form :meth:`from_checkpoint` takes. JSON and safetensors only (:mod:`momentkit.pretrained`)."""
+        return cls.from_checkpoint(path_or_hub_id, backbone=backbone, device=device, **options)
 
     # ------------------------------------------------------------------ widths
     def _model_width(self, name: str) -> int | None:

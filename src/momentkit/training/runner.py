@@ -414,7 +414,8 @@ def _resolve_run(path: str | os.PathLike) -> Path:
         for name in ("model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
             if (p / name).is_file():
                 return p / name
-        raise InputError("no model.safetensors or checkpoints/best.ckpt in this run folder", path=p)
+        raise InputError("no model.safetensors or checkpoints/best.ckpt in this run folder (nor the config.json "
+                         "and model.safetensors of an exported model)", path=p)
     if not p.is_file():
         raise InputError("checkpoint not found", path=p)
     return p
@@ -422,11 +423,16 @@ def _resolve_run(path: str | os.PathLike) -> Path:
 
 def load_run(path: str | os.PathLike):
     """``(model in eval mode, ExperimentConfig, file)`` from a run folder, a ``model.safetensors`` (config
-    in its metadata under ``config``) or a Lightning ``.ckpt`` (config in ``hyper_parameters``; the EMA
-    weights when the run kept them)."""
+    in its metadata under ``config``), a Lightning ``.ckpt`` (config in ``hyper_parameters``; the EMA
+    weights when the run kept them), or a folder of ``momentkit export`` or a Hugging Face Hub id of one
+    (:mod:`momentkit.pretrained`)."""
     from momentkit.models import create_model
+    from momentkit.pretrained import check_weights, is_exported, load_exported, resolve
 
-    p = _resolve_run(path)
+    local = resolve(path)
+    if is_exported(local):
+        return load_exported(local)
+    p = _resolve_run(local)
     if p.suffix == ".safetensors":
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -457,10 +463,7 @@ def load_run(path: str | os.PathLike):
             raw = {**raw, "eval": {**raw["eval"], "calibration": cal.tolist()}}
     cfg = _stored_config(raw, p)
     model = create_model(**cfg.model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        what = (f"missing {', '.join(missing[:3])}" if missing else "") + \
-               ("; " if missing and unexpected else "") + \
-               (f"unexpected {', '.join(unexpected[:3])}" if unexpected else "")
-        raise InputError(f"weights do not match the '{cfg.model['name']}' model of its config ({what})", path=p)
+    check_weights(model, {k: tuple(v.shape) for k, v in state.items()}, f"the '{cfg.model['name']}' model of its "
+                  "config", p)
+    model.load_state_dict(state)
     return model.eval(), cfg, p
