@@ -35,6 +35,8 @@ COMMAND_MODULES = (
     "momentkit.cli.extract",
     "momentkit.cli.predict",
     "momentkit.cli.searchq",
+    "momentkit.cli.export",
+    "momentkit.cli.compare",
 )
 
 
