@@ -70,6 +70,7 @@ def make_world(w: Path) -> None:
     (w / "broken.yaml").write_text("model:\n  name: sdst\n  hidden_dim: [64\ntrain:\n  epochs: 1\n")
     (w / "nomodel.yaml").write_text("train:\n  epochs: 1\n")
     (w / "good.yaml").write_text(GOOD_CONFIG.format(w=w))
+    (w / "study.yaml").write_text("name: s\nmetrics: [MR-full-mAP]\nruns:\n  - {label: A, config: a.yaml}\n")
     # dense detection: annotations (good, an unknown class, a segment past the end), features, videos
     def dense(name, segment, label):
         db = {"v": {"subset": "training", "duration": 8.0, "annotations": [{"segment": segment, "label": label}]}}
@@ -263,6 +264,26 @@ CASES = [
     case("make-da-benchmark", "charades-ego", "--charades", "{w}/adir", "--charades-ego", "{w}/afile",
          "--out", "{w}/bench", message="afile, field '--charades-ego': expected a folder, found a file"),
     case("make-da-benchmark", "s9", "--out", "{w}/bench", message="argument SCENARIO: invalid choice: 's9'"),
+    # -- export: the output checked first, then the run; nothing written unless all is well
+    case("export", "{w}/adir", "{w}/afile", message="afile, field 'OUT_DIR': is a file; expected a folder"),
+    case("export", "{w}/adir", "{w}/afile/out", message="field 'OUT_DIR': cannot be created"),
+    case("export", "{w}/good.jsonl", "{w}/adir", message="adir, field 'OUT_DIR': the folder is not empty (give --force"),
+    case("export", "{w}/nowhere", "{w}/out", message="nowhere, field 'RUN_DIR': run folder not found"),
+    case("export", "{w}/adir", "{w}/out", message="adir: no model.safetensors or checkpoints/best.ckpt in this run"),
+    case("export", "{w}/good.jsonl", "{w}/out", message="good.jsonl: not a momentkit checkpoint"),
+    # -- compare: inputs read and checked before anything is written
+    case("compare", "{w}/missing.json", message="missing.json: no such run folder, study file or summary"),
+    case("compare", "{w}/good.jsonl", message="good.jsonl: expected a run folder, a study file (.yaml) or a summary"),
+    case("compare", "{w}/adir", message="adir: not a run folder: no metrics_val.json in it or in its subfolders"),
+    case("compare", "{w}/tal.json", message="tal.json: not a study summary"),
+    case("compare", "{w}/broken.yaml", message="broken.yaml:4: malformed YAML"),
+    case("compare", "{w}/typo.yaml", message="typo.yaml, field 'name': missing key"),
+    case("compare", "{w}/study.yaml", message="field '--runs': no runs of study 's' here"),
+    case("compare", "{w}/study.yaml", "--runs", "{w}/adir", message="adir: no finished run of study 's'"),
+    case("compare", "{w}/adir", "--runs", "{w}/adir", message="field '--runs': --runs names the run folder of one study"),
+    case("compare", "{w}/study.yaml", "--out", "{w}/afile", message="afile, field '--out': is a file; expected a folder"),
+    case("compare", "{w}/study.yaml", "--alpha", "1.5", message="argument --alpha: expected a number in (0, 1)"),
+    case("compare", "{w}/study.yaml", "--bootstrap", "0", message="argument --bootstrap: expected an integer >= 1"),
 ]
 
 
