@@ -284,6 +284,21 @@ CASES = [
     case("compare", "{w}/study.yaml", "--out", "{w}/afile", message="afile, field '--out': is a file; expected a folder"),
     case("compare", "{w}/study.yaml", "--alpha", "1.5", message="argument --alpha: expected a number in (0, 1)"),
     case("compare", "{w}/study.yaml", "--bootstrap", "0", message="argument --bootstrap: expected an integer >= 1"),
+    # -- edit: outputs, video and mask options checked before any model is loaded
+    case("edit", "{w}/missing.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4",
+         message="missing.mp4, field 'VIDEO': file not found"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.avi",
+         message="o.avi, field '--out': the edited video is written as MP4"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/afile/o.mp4",
+         message="field '--out': cannot be created"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4", "--preset", "ocd",
+         message="field '--mask': Object-Centric Sampling and Object-Centric ToMe need a foreground mask"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4", "--mask",
+         "{w}/nomask", message="nomask, field '--mask': mask file or folder not found"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4", "--mask-word", "a",
+         "--box", "0", "0", "4", "4", message="field '--mask-word': give one foreground mask"),
+    case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4", "--phi", "1",
+         message="argument --phi: expected a number > 1"),
 ]
 
 

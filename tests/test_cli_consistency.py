@@ -25,6 +25,7 @@ SHARED_OPTIONS = {
     "--ckpt": "a checkpoint, model.safetensors or run folder of momentkit train",
     "--resume": "resume a training run",
     "--no-progress": "no progress bar",
+    "--fps": "frames decoded per second",
     "--verbose": "also show what dependencies print",
 }
 KNOWN_GAPS: set[str] = set()  # every subcommand and option has its description

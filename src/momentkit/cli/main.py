@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "momentkit.cli.searchq",
     "momentkit.cli.export",
     "momentkit.cli.compare",
+    "momentkit.cli.edit",
 )
 
 
