@@ -53,3 +53,34 @@ def test_saliency_differs_between_queries_of_a_video(data, tmp_path):
     assert blind["query-sensitivity-gt"] < 0  # the ground truth of two queries of a video differs
     assert blind["query-sensitivity"] > 65  # the paper's configuration: query-blind on this data
     assert listens["query-sensitivity"] < 50
+
+
+def test_video_grouped_batches_contrast_two_queries_of_one_video():
+    from momentkit.models.sdst import SDST
+    from momentkit.training.sampler import ResumableSampler
+
+    vids = ["a", "b", "a", "c", "b", "a"]
+    sampler = ResumableSampler(6, shuffle=True, seed=0, batch_size=3, groups=vids)
+    order = list(sampler)
+    assert sorted(order) == list(range(6))
+    runs = [vids[i] for i in order]
+    assert all(runs.index(v) + runs.count(v) - 1 == max(k for k, x in enumerate(runs) if x == v) for v in set(runs))
+    meta = [{"vid": v} for v in ["a", "b", "a", "c", "a"]]
+    assert SDST.negative_partners({"meta": meta}, 5) == [2, 0, 4, 2, 0]  # same video, else the previous sample
+
+
+def test_query_contrast_leaves_out_clips_relevant_to_both_queries():
+    import torch
+
+    from momentkit.models.criterion import LossInputs, query_contrast_term
+
+    class C:
+        temperature = 1.0
+
+    outputs = {"saliency_scores": torch.tensor([[1.0, 0.0, 0.0]]), "saliency_scores_neg": torch.tensor([[0.0, 5.0, 0.0]]),
+               "saliency_neg_ok": torch.tensor([[True, False, True]])}
+    batch = {"saliency_pos_idx": torch.tensor([[0, 1]]), "video_mask": torch.ones(1, 3, dtype=torch.bool)}
+    x = LossInputs(outputs, batch, None, None)
+    got = query_contrast_term(C(), x)
+    # only clip 0 counts: -log sigmoid(1 - 0)
+    assert got.item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(1.0)).item(), rel=1e-6)

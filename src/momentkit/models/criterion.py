@@ -35,7 +35,8 @@ Once per batch (logged ``loss_<term>``), on outputs ``saliency_scores (B, T)`` u
   towards 0.
 - ``query_contrast`` (SDST with ``neg_pairs``): at the batch's ``saliency_pos_idx`` clips, the score with
   the sample's own query above the score with another sample's query, outputs ``saliency_scores_neg``:
-  ``-log sigmoid((s - s_neg) / temperature)``.
+  ``-log sigmoid((s - s_neg) / temperature)``; clips where outputs ``saliency_neg_ok`` is False (relevant
+  to the other query as well) are left out.
 - ``video_align`` / ``layer_align`` (SDST): InfoNCE between outputs ``level_video (L, B, T, F)`` and
   ``level_text (L, B, F)`` across the videos of the batch / across the levels, on the clips that
   overlap a window (``temperature``; batch ``meta[i]["vid"]`` keeps queries of one video apart).
@@ -236,6 +237,8 @@ def query_contrast_term(c: SetCriterion, x: LossInputs) -> torch.Tensor | None:
     ok = x.video_mask.gather(1, pos)
     if "saliency_valid" in x.batch:
         ok = ok & x.batch_on_device("saliency_valid").bool()[:, None]
+    if "saliency_neg_ok" in x.outputs:  # clips relevant to the other query too are no negatives
+        ok = ok & x.outputs["saliency_neg_ok"].gather(1, pos)
     loss = -F.logsigmoid((s - s_neg) / c.temperature)
     return torch.where(ok, loss, 0.0).sum() / ok.sum().clamp(min=1)
 

@@ -438,7 +438,7 @@ class SDST(nn.Module):
             "level_video": video.transpose(0, 1),
             "level_text": pooled.transpose(0, 1),
             "betas": betas,
-            **self._negative_pairs(videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled),
+            **self._negative_pairs(videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled, batch),
         }
 
     def _pool(self, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -448,18 +448,44 @@ class SDST(nn.Module):
         w = mask.to(text)[:, None, :, None]
         return (text * w).sum(2) / w.sum(2).clamp(min=1)
 
-    def _negative_pairs(self, videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled) -> dict:
-        """Training with ``neg_pairs``: the saliency of every video with the next sample's query
-        (``saliency_scores_neg (B, T)``), the dense stream run again on the rolled queries."""
+    @staticmethod
+    def negative_partners(batch: dict, b: int) -> list[int]:
+        """For every sample, the sample whose query it is scored against: another query of the same
+        video when the batch holds one (``data.group_by_video`` puts them together), else the previous
+        sample of the batch."""
+        vids = [m.get("vid") for m in batch.get("meta", [])] if len(batch.get("meta", [])) == b else [None] * b
+        partner = [(i - 1) % b for i in range(b)]
+        for i, vid in enumerate(vids):
+            same = [j for j in range(b) if j != i and vid is not None and vids[j] == vid]
+            if same:  # the next query of the same video (cyclically)
+                partner[i] = next((j for j in same if j > i), same[0])
+        return partner
+
+    def _negative_pairs(self, videos, texts, text_pad, tm, pos, clip_pad, carry, mix, pooled, batch) -> dict:
+        """Training with ``neg_pairs``: the saliency of every video with another sample's query
+        (``saliency_scores_neg (B, T)``; :meth:`negative_partners`), the dense stream run again on those
+        queries. ``saliency_neg_ok (B, T)``: False at the clips that are relevant to the other query as
+        well (it is another query of the same video and its moment covers them), where the contrast
+        would be wrong."""
         if not (self.config.neg_pairs and self.training and len(tm) > 1):
             return {}
+        b = len(tm)
+        partner = self.negative_partners(batch, b)
+        idx = torch.tensor(partner, device=tm.device)
         dense = None
         for level, (video, text) in enumerate(zip(videos, texts)):
             fresh = mix[level] * video
             dense = fresh if dense is None else carry[level] * dense + fresh
-            dense = self.layer(level).dense(dense, text.roll(1, 0), text_pad.roll(1, 0), pos, clip_pad)
-        neg = F.cosine_similarity(dense.float(), pooled[:, -1, None].roll(1, 0).float(), dim=-1)
-        return {"saliency_scores_neg": neg}
+            dense = self.layer(level).dense(dense, text[idx], text_pad[idx], pos, clip_pad)
+        neg = F.cosine_similarity(dense.float(), pooled[:, -1, None][idx].float(), dim=-1)
+        out = {"saliency_scores_neg": neg}
+        sal = batch.get("saliency")
+        if isinstance(sal, torch.Tensor) and sal.shape[0] == b:
+            vids = [m.get("vid") for m in batch["meta"]]
+            same = torch.tensor([vids[i] == vids[j] for i, j in enumerate(partner)], device=neg.device)
+            other_relevant = sal.to(neg.device)[idx] > 0
+            out["saliency_neg_ok"] = ~(same[:, None] & other_relevant[:, : neg.shape[1]])
+        return out
 
     # ------------------------------------------------------------------ loss / predictions
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -48,6 +48,9 @@ class GroundingDataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 0
+    # training batches keep the queries of a video together (shuffled by video), so that a model's
+    # negative pairs (SDST `neg_pairs`) can contrast two queries of the same video
+    group_by_video: bool = False
 
     def __post_init__(self) -> None:
         from momentkit.training.config import check_ranges
@@ -185,7 +188,8 @@ class GroundingDataModule(L.LightningDataModule):
 
         ds = self.dataset(split)
         bs = self.cfg.batch_size if train else self.cfg.eval_batch_size
-        sampler = ResumableSampler(len(ds), shuffle=train, seed=self.seed, batch_size=bs, dataset=ds)
+        groups = [x.vid for x in ds.samples] if train and self.cfg.group_by_video else None
+        sampler = ResumableSampler(len(ds), shuffle=train, seed=self.seed, batch_size=bs, dataset=ds, groups=groups)
         if train and self.resume_from is not None:
             sampler.skip_batches = batches_done(self.resume_from, -(-len(sampler) // bs))
             self.resume_from = None

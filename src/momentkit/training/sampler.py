@@ -13,8 +13,19 @@ import torch
 
 
 class ResumableSampler(torch.utils.data.Sampler[int]):
-    def __init__(self, n: int, *, shuffle: bool, seed: int, batch_size: int, dataset=None) -> None:
+    """``groups`` (one key per index, e.g. each query's video): shuffled epochs keep the indices of a
+    group next to each other (the groups in random order, each group's indices in random order), so
+    the samples of one group share batches."""
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int, batch_size: int, dataset=None,
+                 groups=None) -> None:
         self.n = n
+        self.groups = None
+        if groups is not None:
+            members: dict = {}
+            for i, key in enumerate(groups):
+                members.setdefault(key, []).append(i)
+            self.groups = [np.asarray(v, dtype=np.int64) for v in members.values()]
         self.dataset = dataset  # told the epoch too, for its own per-epoch random draws
         self.shuffle = shuffle
         self.seed = seed
@@ -35,7 +46,11 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
 
     def _indices(self) -> np.ndarray:
         rank, world = self._rank_world()
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.shuffle and self.groups is not None:
+            order = np.concatenate([rng.permutation(self.groups[g]) for g in rng.permutation(len(self.groups))])
+        else:
+            order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         per_rank = -(-self.n // world)
         order = np.resize(order, per_rank * world)  # pad with repeats
         return order[rank::world]
