@@ -99,6 +99,7 @@ class EditState:
     probe_sum: torch.Tensor | None = None
     probe_count: int = 0
     tokens_seen: dict = field(default_factory=dict)  # layer -> (tokens in, tokens after merging)
+    plan_log: list | None = None  # when a list: (mode, (region, layer, t), plan) of every merge, for checks
 
     def __post_init__(self) -> None:
         if self.span not in SPANS:
@@ -195,6 +196,8 @@ class FrameAttnProcessor:
                         if st.mode == "invert" and tome.paired:
                             st.plans[key] = plan
                     kv = apply_merge(kv, plan)
+                    if st.plan_log is not None:
+                        st.plan_log.append((st.mode, key, plan))
                     st.tokens_seen[self.name] = (per_pool * n, plan.out_tokens)
             key_ = attn.to_k(kv)
             value = attn.to_v(kv)

@@ -18,7 +18,7 @@ Choices where the thesis is silent, and how gather/scatter are implemented:
   frame) so the UNet's dense convolutions apply; ``gather(z, m)`` is that crop. The complement of a
   rectangle is not a rectangle, so the **background runs on the full frame** and ``scatter`` keeps
   its pixels outside the crop: ``scatter(z^f, z^b)`` is ``z^b`` with the crop replaced by ``z^f``.
-- **Grids.** The blending stage has ``round(gamma * N)`` steps, so ``T_b = round(gamma * N) * Delta T``
+- **Grids.** The blending stage has ``round(gamma * N)`` steps (halves up), so ``T_b = round(gamma * N) * Delta T``
   lies on the grid of the ordinary ``N``-step sampler. The background loop steps ``phi * Delta T``
   while ``t > T_b`` and its last step is clamped to ``T_b`` (``phi`` need not divide the
   interval). ``phi = inf`` skips the background stage: inversion pipelines then take the inverted
