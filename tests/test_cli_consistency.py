@@ -27,6 +27,7 @@ SHARED_OPTIONS = {
     "--no-progress": "no progress bar",
     "--fps": "frames decoded per second",
     "--verbose": "also show what dependencies print",
+    "--split": "the split of the data evaluated (test) or read (compare): val or test, default val",
 }
 KNOWN_GAPS: set[str] = set()  # every subcommand and option has its description
 

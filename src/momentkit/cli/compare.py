@@ -37,7 +37,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the bootstrap resampling (default 0)")
     p.add_argument("--lower-is-better", nargs="+", default=None, metavar="KEY",
                    help="metrics where lower is better (default: keys ending in ECE or containing 'loss')")
-    p.add_argument("--name", default="runs", help="dataset name of run folders given directly (default runs)")
+    p.add_argument("--dataset-name", default="runs", metavar="NAME",
+                   help="the dataset name of run folders given directly (default runs)")
     p.set_defaults(func=run)
 
 
@@ -49,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_output(args.out, "dir", option="--out")
-    col = collect(args.inputs, runs_dir=args.runs, split=args.split, name=args.name)
+    col = collect(args.inputs, runs_dir=args.runs, split=args.split, name=args.dataset_name)
     out = Path(args.out) if args.out is not None else \
-        Path("runs") / "compare" / ("+".join(dict.fromkeys(col.names)) or args.name)
+        Path("runs") / "compare" / ("+".join(dict.fromkeys(col.names)) or args.dataset_name)
     check_output(out, "dir", option="--out")
     report = compare(col, baseline=args.baseline, split=args.split, alpha=args.alpha, confidence=args.confidence,
                      n_boot=args.bootstrap, seed=args.seed, lower_is_better=args.lower_is_better,
