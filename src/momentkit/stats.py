@@ -16,6 +16,10 @@ References: J. Demsar, "Statistical Comparisons of Classifiers over Multiple Dat
 1-30 (Friedman, Iman-Davenport, Nemenyi, the diagram; its worked example is a test of this module);
 B. Efron and R. Tibshirani, "An Introduction to the Bootstrap" (1993) for percentile intervals.
 
+Everything is scipy (``friedmanchisquare``, ``studentized_range``, ``chi2``, ``f``, ``rankdata``) plus a
+few lines; scikit-posthocs and autorank would add a dependency (and pandas) for the same numbers and a
+diagram that is a dozen matplotlib calls here.
+
 The blocks of a Friedman test should be independent; metrics of one dataset are not (R1@0.5 and mAP of
 the same predictions move together), so ranks over dataset x metric blocks describe, and the test's
 p-value is optimistic there. Over several datasets, rank one metric per dataset for the strict test.
