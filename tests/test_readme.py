@@ -45,6 +45,8 @@ PARSE_ONLY = {
         "tabulates the runs of the previous command, writing into the checkout's runs/",
     "python benchmarks/dense_flops.py": "a benchmark script (its figures are in benchmarks/RESULTS.md); "
                                         "tests/test_dense.py runs its counting",
+    "momentkit compare benchmarks/studies/layered_small.yaml":
+        "reads the study's runs, which the seeds.py command above trains (tests/test_compare.py compares a study)",
 }
 
 # Appended to a command that runs, by subcommand, so that it takes seconds: tiny synthetic data, one
@@ -270,6 +272,7 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     work = tmp_path / "main"
     work.mkdir()
     (work / "configs").symlink_to(REPO / "configs", target_is_directory=True)
+    (work / "benchmarks").symlink_to(REPO / "benchmarks", target_is_directory=True)  # stored results
     # the files the evaluate line names: the community's validation annotations and a prediction file
     (work / "highlight_val_release.jsonl").symlink_to(DATA / "qvhighlights" / "highlight_val_release.jsonl")
     (work / "preds.jsonl").symlink_to(TESTVECTORS / "qvhighlights_val_sample_preds.jsonl")
@@ -296,7 +299,7 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     names = [name for name, _, _ in ran]
     assert names == ["data stats", "evaluate", "synth", "train", "test", "synth", "train", "make-search-queries",
                      "synth", "train", "make-da-benchmark", "synth", "train", "test", "synth", "train", "synth",
-                     "synth", "train", "train"], names
+                     "synth", "train", "train", "compare", "export", "test"], names
 
     # what the commands promise
     assert "grounding-jsonl" in ran[0][2] and "7218" in ran[0][2]  # the statistics of the train file
@@ -312,6 +315,10 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     assert "target/val/average-mAP" in ran[9][2]  # domain adaptation scored on the target
     assert "localize-mAP" in ran[13][2] and "localize-mAP" in ran[15][2]  # dense detection, features and frames
     assert "init_from: loaded" in ran[19][2]  # fine-tuning starts from the pretraining run
+    assert "Friedman chi²" in ran[20][2] and Path("runs/compare/layered-small/cd.png").is_file()  # compare
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in Path("models/qvh-small-moment-detr").iterdir()}
+    assert json.loads(Path("runs/qvh-small/exported/metrics_val.json").read_text())["brief"] == \
+        json.loads(Path("runs/qvh-small/moment_detr/metrics_val.json").read_text())["brief"]  # the exported model
     assert "usage: momentkit make-search-queries" in ran[7][2]
     summary = json.loads(Path("data/epic_kitchens/da/s5/summary.json").read_text())
     assert summary and Path("data/epic_kitchens/da/s5/source.json").is_file()
