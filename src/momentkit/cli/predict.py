@@ -42,8 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="*", metavar="VIDEO QUERY", help="video file, then one or more queries")
     p.add_argument("--query", "-q", action="append", default=[], help="another query (repeatable)")
     p.add_argument("--ckpt", default=None, metavar="PATH",
-                   help=f"run folder, model.safetensors or .ckpt (default: the demo's {DEMO_CHECKPOINT}, "
-                        "which reads feature files only)")
+                   help=f"run folder, model.safetensors or .ckpt, a folder of momentkit export or its Hugging "
+                        f"Face Hub id (default: the demo's {DEMO_CHECKPOINT}, which reads feature files only)")
     p.add_argument("--backbone", default=None,
                    help="backbone that made the training features (clip, internvideo2; default: the one the "
                         "model's feature recipe names)")

@@ -38,8 +38,9 @@ def register(sub) -> None:
                        "of CONFIG; predictions and metrics_<split>.json go to train.out_dir of CONFIG.")
     t.add_argument("config", metavar="CONFIG", help="YAML experiment config giving the data")
     t.add_argument("--ckpt", required=True, nargs="+",
-                   help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train; several: "
-                   "evaluated as one ensemble (per-class probabilities averaged)")
+                   help="checkpoint (.ckpt), model.safetensors or run folder written by momentkit train, a folder "
+                   "of momentkit export or its Hugging Face Hub id; several: evaluated as one ensemble (per-class "
+                   "probabilities averaged)")
     t.add_argument("--split", default="val", choices=("val", "test"),
                    help="the split of CONFIG's data to evaluate (default: val)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

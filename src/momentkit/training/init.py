@@ -1,7 +1,8 @@
 """Start a model from earlier weights: ``model.init_from`` (pretraining -> fine-tuning, two-stage recipes).
 
 ``model.init_from`` names one source or a list of them: a run folder, a ``.ckpt``, a momentkit
-``model.safetensors``, or a plain state dict (``.pt`` / ``.pth`` / ``.safetensors``). Every tensor of a
+``model.safetensors``, a folder of ``momentkit export`` or its Hugging Face Hub id, or a plain state dict
+(``.pt`` / ``.pth`` / ``.safetensors``). Every tensor of a
 source whose name is a parameter or buffer of the new model is copied into it (later sources win);
 ``model.init_exclude`` lists glob patterns of names that are never copied (a classifier trained on other
 classes: ``["head.fc2.*"]``). A name with another shape is an :class:`InputError` naming the parameter,
@@ -50,9 +51,10 @@ def _summary(names: list[str], limit: int = 6) -> str:
 
 def read_state(source: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The model weights of a run folder, checkpoint or state-dict file (see the module docstring)."""
+    from momentkit.pretrained import resolve
     from momentkit.training.runner import _resolve_run, load_checkpoint
 
-    p = Path(source)
+    p = resolve(source)  # a Hugging Face Hub id of an exported model is downloaded
     if p.is_dir():
         p = _resolve_run(p)
     if not p.is_file():
