@@ -48,14 +48,14 @@ def test_layered_small_summary_prints_tables_and_writes_the_diagram(tmp_path, mo
 
 
 def test_per_query_values_average_to_the_official_metrics():
-    from momentkit.metrics import evaluate_grounding
+    from momentkit.metrics import evaluate_grounding, evaluate_single_moment
     from momentkit.metrics.per_query import grounding_per_query
 
     preds = TESTVECTORS / "qvhighlights_val_sample_preds.jsonl"
     gt = DATA / "qvhighlights" / "highlight_val_release.jsonl"
     qids, values = grounding_per_query(preds, gt)
-    brief = evaluate_grounding(preds, gt)["brief"]
-    assert len(qids) == 1550 and len(values) == 11
+    brief = {**evaluate_grounding(preds, gt)["brief"], **evaluate_single_moment(preds, gt)}
+    assert len(qids) == 1550 and len(values) == 18
     for key, per_query in values.items():
         assert per_query.shape == (1550,)
         assert round(float(per_query.mean()), 2) == brief[key], key

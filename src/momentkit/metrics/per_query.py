@@ -3,8 +3,9 @@
 Every ``full`` moment-retrieval metric and every highlight-detection metric of
 :func:`momentkit.metrics.evaluate_grounding` is a mean over the queries of a per-query value (x100);
 :func:`grounding_per_query` returns those values, so that two methods scored on the same queries can be
-compared query by query (:func:`momentkit.stats.paired_bootstrap`). Their means equal the official
-numbers before rounding (tested). The ``short`` / ``middle`` / ``long`` metrics keep a subset of the
+compared query by query (:func:`momentkit.stats.paired_bootstrap`); so are the single-moment R@k and mIoU
+of :func:`momentkit.metrics.evaluate_single_moment`. Their means equal the official numbers before
+rounding (tested). The ``short`` / ``middle`` / ``long`` metrics keep a subset of the
 queries and are not included.
 """
 
@@ -27,8 +28,9 @@ from momentkit.metrics.qvhighlights import (
 def grounding_per_query(preds, gt, *, max_pred_windows: int | None = MAX_PRED_WINDOWS) -> tuple[list, dict]:
     """``(qids in prediction order, {flat metric key: per-query values (Q,)})`` for the keys
     ``MR-full-mAP``, ``MR-full-mAP@0.5``, ``MR-full-mAP@0.75``, ``MR-full-R1@0.5``, ``MR-full-R1@0.7``
-    (when the predictions have windows) and ``HL-min-{Fair,Good,VeryGood}-{mAP,Hit1}`` (when both sides
-    have saliency), each x100 as the official numbers are."""
+    and the single-moment ``R1@0.3`` ... ``R5@0.7``, ``mIoU`` (when the predictions have windows), and
+    ``HL-min-{Fair,Good,VeryGood}-{mAP,Hit1}`` (when both sides have saliency), each x100 as the official
+    numbers are."""
     import warnings
 
     preds = rec.load_records(preds, "predictions")
@@ -46,9 +48,30 @@ def grounding_per_query(preds, gt, *, max_pred_windows: int | None = MAX_PRED_WI
             out["MR-full-mAP@0.75"] = 100.0 * ap[:, at[0.75]]
             out["MR-full-R1@0.5"] = 100.0 * r1[:, at[0.5]]
             out["MR-full-R1@0.7"] = 100.0 * r1[:, at[0.7]]
+            out.update(_single_moment_per_query(preds, gt, order))
         if any("pred_saliency_scores" in r for r in preds) and any("saliency_scores" in r for r in gt):
             out.update(_highlight_per_query(preds, gt, order))
     return qids, out
+
+
+def _single_moment_per_query(preds, gt, order) -> dict[str, np.ndarray]:
+    """As :func:`momentkit.metrics.evaluate_single_moment` (``R{1,5}@{0.3,0.5,0.7}``, ``mIoU``), before the
+    mean over queries."""
+    from momentkit.metrics.common import threshold_key
+    from momentkit.metrics.single_moment import THRESHOLDS, TOP_K, best_iou
+
+    pred, counts = rec.padded_windows(preds, range(len(preds)), "pred_relevant_windows", with_score=False,
+                                      cap=max(TOP_K))
+    gt_arr, gt_counts = rec.padded_windows(gt, order, "relevant_windows", with_score=False)
+    best = best_iou(pred, counts, gt_arr, gt_counts)
+    out = {}
+    for k in TOP_K:
+        best_k = best[:, :k].max(axis=1) if best.shape[1] else np.zeros(len(best))
+        for t in THRESHOLDS:
+            out[f"R{k}@{threshold_key(t)}"] = 100.0 * (best_k >= t)
+    top1 = best[:, 0] if best.shape[1] else np.zeros(len(best))
+    out["mIoU"] = 100.0 * np.maximum(top1, 0.0)
+    return out
 
 
 def _highlight_per_query(preds, gt, order) -> dict[str, np.ndarray]:
