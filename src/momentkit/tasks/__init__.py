@@ -19,7 +19,9 @@ A task subclasses :class:`Task` and is registered with :func:`register_task`:
   ``momentkit evaluate``);
 - :meth:`Task.write_predictions`: the community's prediction file of a set;
 - :meth:`Task.metric_names`: every flat metric a config produces (``train.monitor`` is checked
-  against it when the config is loaded).
+  against it when the config is loaded);
+- :meth:`Task.per_unit_scores` (optional): per-query / per-video values of the flat metrics that are
+  means over them, from a run's prediction file (``momentkit compare`` bootstraps them).
 
 Metric keys of a set named like its split (``val``) are used as they are (``MR-full-mAP``); those of
 other sets are prefixed with the set's name (``target/val/average-mAP``).
