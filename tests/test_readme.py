@@ -47,6 +47,8 @@ PARSE_ONLY = {
                                         "tests/test_dense.py runs its counting",
     "momentkit compare benchmarks/studies/layered_small.yaml":
         "reads the study's runs, which the seeds.py command above trains (tests/test_compare.py compares a study)",
+    "momentkit edit": "downloads Stable Diffusion 1.5 and runs it for minutes on a GPU (tests/test_edit_cli.py "
+                      "runs edit with a tiny local model)",
 }
 
 # Appended to a command that runs, by subcommand, so that it takes seconds: tiny synthetic data, one

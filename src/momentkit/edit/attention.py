@@ -26,8 +26,9 @@ resolution), in float16, and only for the steps generation will use.
 
 What a call needs to know (mode, time, region of Object-Centric Sampling, masks, merge plans) lives
 in one :class:`EditState` shared by all processors and set by the pipeline before each UNet call.
-Attention, token merging and map fusion run inside ``torch.profiler.record_function`` scopes named
-``edit.attention``, ``edit.tome`` so that a profile splits the time the way Fig. 6.2 does.
+Attention (map fusion included) and token merging run inside ``torch.profiler.record_function``
+scopes named ``edit.attention.MODE`` and ``edit.tome.MODE`` (``MODE`` = ``invert``, ``generate``, ...;
+merging is inside attention), so a profile splits the time of each phase the way Fig. 6.2 does.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class FrameAttnProcessor:
         if encoder_hidden_states is not None or attention_mask is not None:
             raise ValueError("cross-frame attention replaces self-attention layers only")
         st = self.state
-        with record_function("edit.attention"):
+        with record_function(f"edit.attention.{st.mode}"):
             x = hidden_states
             input_ndim = x.ndim
             if input_ndim == 4:
@@ -183,7 +184,7 @@ class FrameAttnProcessor:
             tome = st.tome
             if tome.enabled and (st.tome_controlnet or not self.controlnet):
                 key = (st.region, self.name, st.t)
-                with record_function("edit.tome"):
+                with record_function(f"edit.tome.{st.mode}"):
                     plan = None
                     if st.mode == "generate" and tome.paired and key in st.plans:
                         plan = st.plans[key].to(kv.device).repeat(copies)
@@ -253,7 +254,7 @@ class TextAttnProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
         st = self.state
-        with record_function("edit.attention"):
+        with record_function(f"edit.attention.{st.mode}"):
             x = hidden_states
             input_ndim = x.ndim
             if input_ndim == 4:

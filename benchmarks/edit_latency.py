@@ -1,0 +1,225 @@
+"""Latency of one video edit: plain vs optimized vs Object-Centric Diffusion (thesis chapter 6).
+
+    OMP_NUM_THREADS=1 python benchmarks/edit_latency.py                 # 8 frames, 128 x 128, both styles
+    python benchmarks/edit_latency.py --table                           # print the table of saved runs
+    python benchmarks/edit_latency.py --tiny --frames 2                 # a seconds-long smoke run
+
+Models: Stable Diffusion 1.5-sized components with random weights built from the published configs
+(UNet 860M parameters, VAE, CLIP ViT-L text encoder and, for the ControlNet pipeline, a ControlNet of
+the SD-1.5 layout); compute does not depend on the weight values, so the timings are those of the real
+models at this resolution. Quality cannot be measured without weights.
+
+One process, one run of each configuration, in this order, for the FateZero-style and the
+ControlVideo-style pipelines:
+
+- ``plain``: DDIM, 50 steps, dense cross-frame attention, no token merging;
+- ``optimized``: DPM-Solver++ 20 steps, ToMe 0.75 (stride 2,2,2; paired; resampled per window);
+- ``+OC sampling``: optimized + Object-Centric Sampling (gamma 0.25, phi 2);
+- ``+OC ToMe``: optimized + Object-Centric ToMe (eta 0.5);
+- ``OCD``: optimized + both.
+
+The foreground is a box of a quarter of the frame (the Object-Centric Sampling crop is 8 x 8 of the
+16 x 16 latent at 128 x 128). Every run is profiled with ``torch.profiler``: the share of each phase's
+wall time spent inside the attention processors (``edit.attention.*`` scopes, token merging included)
+is reported beside the latencies, in the shape of Fig. 6.2. Results go to
+``benchmarks/results/edit_latency.json`` after every run (a re-run skips the runs already there
+unless ``--fresh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from momentkit.edit.oc_sampling import OCSamplingConfig  # noqa: E402
+from momentkit.edit.pipeline import EditConfig, VideoEditor  # noqa: E402
+
+CONFIGS = ["plain", "optimized", "oc_sampling", "oc_tome", "ocd"]
+LABELS = {"plain": "plain (DDIM 50, dense)", "optimized": "optimized (DPM++ 20, ToMe)",
+          "oc_sampling": "optimized + OC sampling", "oc_tome": "optimized + OC ToMe", "ocd": "optimized + both (OCD)"}
+STYLES = ["fatezero", "controlvideo"]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "edit_latency.json"
+
+
+def config_of(name: str, style: str) -> EditConfig:
+    if name == "plain":
+        return EditConfig.preset("plain", style)
+    opt = EditConfig.preset("optimized", style)
+    if name == "optimized":
+        return opt
+    if name == "oc_sampling":
+        return replace(opt, oc_sampling=OCSamplingConfig(enabled=True, gamma=0.25, phi=2.0))
+    if name == "oc_tome":
+        return replace(opt, oc_tome=True, eta=0.5)
+    return EditConfig.preset("ocd", style)
+
+
+def sd15_models(controlnet: bool):
+    """SD-1.5-sized random UNet, VAE, text encoder (and ControlNet)."""
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from momentkit.edit.models import DiffusionModels
+    from momentkit.edit.schedule import NoiseSchedule
+    from momentkit.edit.testing import sd15_scheduler_config, sd15_unet_config
+    from momentkit.video.testing import tiny_clip_tokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**sd15_unet_config())
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        layers_per_block=2, norm_num_groups=32, sample_size=512)
+    tok = tiny_clip_tokenizer()  # any tokenizer: token ids only index the embedding table
+    tok.model_max_length = 77
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
+                                        hidden_act="quick_gelu", bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    cn = ControlNetModel.from_unet(unet) if controlnet else None
+    for m in (unet, vae, text, cn):
+        if m is not None:
+            m.eval().requires_grad_(False)
+    sched = NoiseSchedule.from_config(DDIMScheduler(**sd15_scheduler_config()).config)
+    return DiffusionModels(unet, vae, text, tok, sched, cn, "sd15-random")
+
+
+def tiny_models(controlnet: bool):
+    from momentkit.edit.testing import tiny_sd
+
+    return tiny_sd(controlnet=controlnet)
+
+
+def source_clip(frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generated frames (moving shapes) and a box mask of a quarter of the frame, centred."""
+    import tempfile
+
+    from momentkit.video.decode import read_frames
+    from momentkit.video.testing import make_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        make_video(Path(tmp) / "v.mp4", duration=frames / 8.0, fps=8, width=size, height=size)
+        clip = read_frames(Path(tmp) / "v.mp4").frames[:frames]
+    mask = np.zeros(clip.shape[:3], dtype=bool)
+    q = size // 4
+    mask[:, q: size - q, q: size - q] = True
+    return clip, mask
+
+
+def profile_edit(editor: VideoEditor, clip, mask, config: EditConfig) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        result = editor.edit(clip, "a red square and a blue circle", "a green square and a blue circle",
+                             config, mask=mask)
+    wall = time.perf_counter() - t0
+    scopes = {}
+    for row in prof.key_averages():
+        if row.key.startswith(("edit.attention.", "edit.tome.")):
+            scopes[row.key] = row.cpu_time_total / 1e6  # seconds, inclusive
+    lat = result.latency
+    share = {}
+    for phase, mode in (("inversion", "invert"), ("generation", "generate")):
+        if lat.get(phase):
+            share[phase] = scopes.get(f"edit.attention.{mode}", 0.0) / lat[phase]
+    return {"latency_s": lat, "wall_s": wall, "evaluations": result.evaluations,
+            "attention_s": scopes, "attention_share": share,
+            "attention_store_bytes": result.attention_store_bytes,
+            "box": None if result.box is None else [result.box.y0, result.box.x0, result.box.y1, result.box.x1]}
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def table(results: dict) -> str:
+    lines = ["| pipeline | configuration | UNet evals (inv / gen) | inversion (s) | generation (s) | "
+             "total (s) | speed-up vs plain | attention share (inv / gen) | stored maps (MiB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for style in STYLES:
+        runs = results.get("runs", {}).get(style, {})
+        base = runs.get("plain")
+        base_t = None if base is None else base["latency_s"].get("inversion", 0) + base["latency_s"]["generation"]
+        for name in CONFIGS:
+            r = runs.get(name)
+            if r is None:
+                continue
+            lat = r["latency_s"]
+            inv, gen = lat.get("inversion", 0.0), lat["generation"]
+            ev = r["evaluations"]
+            share = r["attention_share"]
+            speed = f"{base_t / (inv + gen):.2f}x" if base_t else "-"
+            sh = " / ".join(f"{share[p]:.0%}" if p in share else "-" for p in ("inversion", "generation"))
+            lines.append(f"| {style} | {LABELS[name]} | {ev.get('inversion', '-')} / {ev['generation']} | "
+                         f"{inv:.1f} | {gen:.1f} | {inv + gen:.1f} | {speed} | {sh} | "
+                         f"{r['attention_store_bytes'] / 2**20:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--size", type=int, default=128, help="frame side in pixels (multiple of 64)")
+    ap.add_argument("--styles", nargs="+", default=STYLES, choices=STYLES)
+    ap.add_argument("--configs", nargs="+", default=CONFIGS, choices=CONFIGS)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--tiny", action="store_true", help="tiny random models (a smoke run, not a measurement)")
+    ap.add_argument("--fresh", action="store_true", help="ignore the runs already saved in --out")
+    ap.add_argument("--table", action="store_true", help="only print the table of --out")
+    args = ap.parse_args()
+
+    from momentkit.io import write_json
+
+    results = json.loads(args.out.read_text()) if args.out.exists() and not args.fresh else {}
+    if args.table:
+        print(table(results))
+        return
+    setup = {"frames": args.frames, "size": args.size, "tiny": args.tiny}
+    if results.get("setup") not in (None, setup):
+        sys.exit(f"{args.out} holds runs of another setup {results['setup']}; use --fresh or another --out")
+    results.update(setup=setup, machine={"cpu": cpu_model(), "threads": torch.get_num_threads(),
+                                         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                                         "torch": torch.__version__, "python": platform.python_version()})
+    results.setdefault("runs", {})
+    clip, mask = source_clip(args.frames, args.size)
+    for style in args.styles:
+        todo = [c for c in args.configs if c not in results["runs"].get(style, {})]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        models = (tiny_models if args.tiny else sd15_models)(controlnet=style == "controlvideo")
+        editor = VideoEditor(models)
+        print(f"[{style}] models ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        for name in todo:
+            r = profile_edit(editor, clip, mask, config_of(name, style))
+            results["runs"].setdefault(style, {})[name] = r
+            results["load_average"] = os.getloadavg()
+            write_json(args.out, results)
+            lat = r["latency_s"]
+            print(f"[{style}] {name}: inversion {lat.get('inversion', 0):.1f} s, generation "
+                  f"{lat['generation']:.1f} s, attention share {r['attention_share']}", flush=True)
+        del editor, models
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
