@@ -1,7 +1,7 @@
 """Every shipped grounding config is valid: it loads, validates and builds its model.
 
-(Temporal action localisation configs, ``configs/tal/``, and dense detection configs, ``configs/dense/`` and
-``configs/pretrain/``, have their own tests.)"""
+(Temporal action localisation configs, ``configs/tal/``, dense detection configs, ``configs/dense/`` and
+``configs/pretrain/``, and classification configs, ``configs/victr/``, have their own tests.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from momentkit.models import create_model
 from momentkit.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1] / "configs"
-CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.relative_to(ROOT).parts[0] not in ("tal", "dense", "pretrain"))
+CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.relative_to(ROOT).parts[0] not in ("tal", "dense", "pretrain", "victr"))
 
 
 def test_configs_exist():

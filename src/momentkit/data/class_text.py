@@ -11,8 +11,8 @@ Two sources, the same output (one L2-normalised row per text):
   templates and normalised again (CLIP's prompt ensembling). With ``readable_names`` class ids become
   words first (``ApplyEyeMakeup`` -> ``apply eye makeup``).
 
-CLIP embeddings are cached per vocabulary: one ``.npz`` per (model, templates, texts) in ``cache_dir``
-(default ``$XDG_CACHE_HOME/momentkit/class_text``), named by a hash of the three, so a run, its
+CLIP embeddings are cached per vocabulary: one ``.npz`` per (model, templates, set of texts) in
+``cache_dir`` (default ``$XDG_CACHE_HOME/momentkit/class_text``), named by a hash of the three, so a run, its
 ``momentkit test`` and ``momentkit classify`` embed a vocabulary once.
 
 Auxiliary texts (:func:`read_aux_texts`): a YAML mapping ``group: [text, ...]`` (the thesis's semantic
@@ -129,7 +129,7 @@ def embed_texts(texts: Sequence[str], *, text_file: str | os.PathLike | None = N
     templates = list(templates)
     words = [readable(t) if readable_names else t for t in texts]
     model_name = str(text_model or getattr(backbone.model.config, "_name_or_path", "clip"))
-    key = hashlib.sha1(json.dumps([model_name, templates, words]).encode()).hexdigest()[:20]
+    key = hashlib.sha1(json.dumps([model_name, templates, sorted(set(words))]).encode()).hexdigest()[:20]
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cached = cache / f"{key}.npz"
     if cached.is_file():

@@ -198,16 +198,24 @@ class VicTRBlock(nn.Module):
     def _attend(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
         return attn(x, x, x, need_weights=False)[0]
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def cross_step(self, z: torch.Tensor) -> torch.Tensor:
+        """``Z + MSA_cross(LN(Z))``: the ``N`` tokens of each timestep attend to each other (``joint``: all
+        ``T N`` tokens)."""
         b, t, n, d = z.shape
         if self.joint:
-            flat = self.norm1(z).reshape(b, t * n, d)
-            z = z + self._attend(self.cross, flat).reshape(b, t, n, d)
-        else:
-            z = z + self._attend(self.cross, self.norm1(z).reshape(b * t, n, d)).reshape(b, t, n, d)
-            y = self.norm2(z).transpose(1, 2).reshape(b * n, t, d)
-            z = z + self._attend(self.temporal, y).reshape(b, n, t, d).transpose(1, 2)
-        z = self.reweight(z)
+            return z + self._attend(self.cross, self.norm1(z).reshape(b, t * n, d)).reshape(b, t, n, d)
+        return z + self._attend(self.cross, self.norm1(z).reshape(b * t, n, d)).reshape(b, t, n, d)
+
+    def temporal_step(self, z: torch.Tensor) -> torch.Tensor:
+        """``Z + MSA_temporal(LN(Z))``: each token attends to itself at the other timesteps."""
+        if self.joint:
+            return z
+        b, t, n, d = z.shape
+        y = self.norm2(z).transpose(1, 2).reshape(b * n, t, d)
+        return z + self._attend(self.temporal, y).reshape(b, n, t, d).transpose(1, 2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = self.reweight(self.temporal_step(self.cross_step(z)))
         return z + self.mlp(z)
 
 
@@ -244,7 +252,9 @@ def classification_rows(outputs: dict, batch: dict) -> list[dict]:
 
 
 class VicTR(nn.Module):
-    """See the module docstring. ``forward(batch) -> {"logits" (B, V, n), "aux_logits" (B, V, n, k) | None}``."""
+    """See the module docstring. ``forward(batch) -> {"logits" (B, V, n), "aux_logits" (B, V, n, k) | None,
+    "video_embedding" (B, V, P), "text_embedding" (B, V, n, P), "aux_embedding" (B, V, k, P)}`` (P = ``proj_dim``;
+    the group embeddings only with auxiliary texts)."""
 
     def __init__(self, cfg: VicTRConfig) -> None:
         super().__init__()
@@ -308,7 +318,8 @@ class VicTR(nn.Module):
             logits = self.visual_head(e_vid)
         else:
             logits = self.text_head(e_txt)[..., 0]
-        out = {"logits": logits.reshape(b, v, -1), "aux_logits": None}
+        out = {"logits": logits.reshape(b, v, -1), "aux_logits": None,
+               "video_embedding": e_vid.reshape(b, v, -1), "text_embedding": e_txt.reshape(b, v, n, -1)}
         if aux is not None and n:
             groups = batch["aux_groups"].to(frames.device)
             k = int(groups.max()) + 1
@@ -316,6 +327,7 @@ class VicTR(nn.Module):
             group_emb = (onehot.T @ pooled[:, 1 + n:]) / onehot.sum(0)[:, None]  # (B, k, D) mean within a group
             e_aux = self.proj(self.norm(group_emb))
             out["aux_logits"] = (self.scale() * affinity(e_txt, e_aux)).reshape(b, v, n, k)
+            out["aux_embedding"] = e_aux.reshape(b, v, k, -1)
         return out
 
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 HEADLINE = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1",
             "R1@0.5", "R1@0.7", "mIoU", "R_m@0.5", "mAP_m@0.5", "mAP@0.1", "mAP@0.3", "mAP@0.5", "average-mAP",
-            "mAP", "localize-mAP", "localize-weighted-mAP")
+            "mAP", "localize-mAP", "localize-weighted-mAP", "top1", "top5")
 
 
 def summary_tables(summary: dict):

@@ -39,6 +39,10 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, preset: str | N
             summary["splits"][split] = {"clips": len(samples), "classes": len({r[0] for r in rows if r[3] == split})}
         _write_clips_csv(out / "annotations" / "clips.csv", rows)
         summary["video_features"] = [f"features/{f}" for f in gen.video_folders]
+    elif cfg.task == "classification":  # momentkit.synth.classification
+        from momentkit.synth.classification import generate_classification
+
+        summary.update(generate_classification(cfg, out, seed))
     elif cfg.task == "dense":
         all_samples = []
         for i, (split, n) in enumerate(cfg.splits().items()):

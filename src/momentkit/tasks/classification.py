@@ -6,6 +6,7 @@
   array per video, e.g. ``momentkit extract --backbone clip --clip-len 0.125 --fps 8``: one CLIP image
   embedding per frame, in the joint space), and the class texts: a text-embedding file (``class_text``)
   or a CLIP model (``text_model``, HF id or local folder) with prompt templates (``prompt_templates``)
+  (``eval_video_features``: other folders for the val / test videos, e.g. HMDB-51's beside Kinetics')
   whose embeddings are cached per vocabulary (:mod:`momentkit.data.class_text`). Optional auxiliary
   texts (``aux_texts``: ``{group: [texts]}``) for VicTR.
 - Items: ``frames`` frames per view (segment sampling; a random frame per segment in training, fixed
@@ -67,6 +68,7 @@ class ClassificationDataConfig:
     overlap_classes: list[str] | None = None  # filled: the training classes found in the evaluation vocabulary
     multi_label: bool | None = None  # None: charades-csv or any video with several labels
     video_features: list[Path] = field(default_factory=list)  # per-frame feature folders (or packed files)
+    eval_video_features: list[Path] | None = None  # val/test videos' folders when elsewhere (zero-shot transfer)
     normalize_features: bool = False  # several folders: L2-normalise each before concatenating
     class_text: Path | None = None  # text-embedding file (npz: names, embeddings) ...
     text_model: str | None = None  # ... or a CLIP model (HF id or local folder)
@@ -198,14 +200,27 @@ class ClassificationDataModule(L.LightningDataModule):
             return self.cfg.multi_label
         return self.format == "charades-csv" or any(len(v.labels) != 1 for v in self._read("train"))
 
-    @cached_property
-    def store(self):
+    def _open(self, folders) -> object:
         from momentkit.data.features import open_store
 
+        paths = [str(p) for p in folders]
+        return open_store(paths if len(paths) > 1 else paths[0], kind="video", normalize=self.cfg.normalize_features)
+
+    @cached_property
+    def store(self):
         if not self.cfg.video_features:
             raise InputError("give data.video_features (per-frame feature folders)", field="data.video_features")
-        paths = [str(p) for p in self.cfg.video_features]
-        return open_store(paths if len(paths) > 1 else paths[0], kind="video", normalize=self.cfg.normalize_features)
+        return self._open(self.cfg.video_features)
+
+    @cached_property
+    def eval_store(self):
+        if not self.cfg.eval_video_features:
+            return self.store
+        store = self._open(self.cfg.eval_video_features)
+        if store.dim != self.store.dim:
+            raise InputError(f"{store.dim}-wide features, the training ones are {self.store.dim}-wide",
+                             field="data.eval_video_features")
+        return store
 
     @cached_property
     def _texts(self) -> dict:
@@ -251,7 +266,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
         names = self.vocabulary(split)
         columns = {n: i for i, n in enumerate(names)}
-        return ClassificationDataset(self.videos(split), columns, len(names), store=self.store,
+        return ClassificationDataset(self.videos(split), columns, len(names),
+                                     store=self.store if split == "train" else self.eval_store,
                                      frames=self.cfg.frames, views=1 if training else self.cfg.eval_views,
                                      training=training, seed=self.seed, path=self.path(split))
 
