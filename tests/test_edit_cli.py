@@ -71,7 +71,8 @@ def test_word_mask_and_clip_metrics(world, capsys):
     out = world / "word.mp4"
     code, stdout, err = run(["edit", str(world / "clip.mp4"), "--source", "a red square", "--target",
                              "a blue square", "--out", str(out), "--diffusion-model", str(world / "sd"),
-                             "--size", "32", "--steps", "3", "--preset", "optimized", "--oc-sampling", "--mask-word", "square",
+                             "--size", "32", "--steps", "3", "--preset", "optimized", "--oc-sampling",
+                             "--mask-word", "square",
                              "--clip-model", str(world / "clip_model"), "--report", str(world / "word.json"),
                              "--no-progress"], capsys)
     assert code == 0, err

@@ -131,3 +131,25 @@ def test_working_size_rounds_to_the_model_multiple():
     assert working_size(48, 32, 32, 4) == (32, 48)
     with pytest.raises(InputError, match="at least 64"):
         working_size(640, 360, 32, 64)
+
+
+def test_depth_control_from_a_model_loaded_by_name(tmp_path):
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    from momentkit.edit.control import DepthEstimator, control_images
+
+    torch.manual_seed(0)
+    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32,
+                    patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 8, 8],
+                    fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5])
+    DPTForDepthEstimation(cfg).save_pretrained(tmp_path / "dpt")
+    DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "dpt")
+    depth = DepthEstimator.from_pretrained(tmp_path / "dpt")
+    frames = np.random.default_rng(0).integers(0, 255, (3, 24, 40, 3), dtype=np.uint8)
+    ctrl = control_images(torch.from_numpy(frames), "depth", depth)
+    assert ctrl.shape == (3, 3, 24, 40) and float(ctrl.min()) >= 0.0 and float(ctrl.max()) <= 1.0
+    assert torch.equal(ctrl[:, 0], ctrl[:, 2])
+    with pytest.raises(InputError, match="cannot load the depth model"):
+        DepthEstimator.from_pretrained(tmp_path / "nothing")
+    with pytest.raises(InputError, match="needs a depth model"):
+        control_images(torch.from_numpy(frames), "depth")

@@ -174,7 +174,8 @@ def test_presets():
     plain = EditConfig.preset("plain")
     assert (plain.sampler, plain.steps, plain.attention, plain.tome.enabled) == ("ddim", 50, "dense", False)
     opt = EditConfig.preset("optimized", "controlvideo")
-    assert (opt.sampler, opt.steps, opt.tome.ratio, opt.tome.paired, opt.tome.resample) == ("dpm++", 20, 0.75, True, True)
+    assert (opt.sampler, opt.steps, opt.attention) == ("dpm++", 20, "dense")
+    assert (opt.tome.ratio, opt.tome.stride, opt.tome.paired, opt.tome.resample) == (0.75, (2, 2, 2), True, True)
     ocd = EditConfig.preset("ocd")
     assert ocd.oc_sampling.enabled and ocd.oc_sampling.gamma == 0.25 and ocd.oc_tome and ocd.needs_mask
     with pytest.raises(InputError, match="needs token merging"):

@@ -260,7 +260,8 @@ def edit(args: argparse.Namespace) -> int:
     line = f"inversion {lat.get('inversion', 0.0):.2f} s, generation {lat.get('generation', 0.0):.2f} s"
     if metrics:
         tc = metrics["temporal_consistency"]
-        line += f", CLIP-score {metrics['clip_score']:.4f}, temporal consistency " + ("-" if tc is None else f"{tc:.4f}")
+        line += f", CLIP-score {metrics['clip_score']:.4f}, temporal consistency "
+        line += "-" if tc is None else f"{tc:.4f}"
     print(line)
     print(f"wrote {out} and {strip}" + (f" and {report}" if report else ""))
     return 0

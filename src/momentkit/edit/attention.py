@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from momentkit.edit.tome import MergePlan, ToMeConfig, apply_merge, plan_merge
+from momentkit.edit.tome import ToMeConfig, apply_merge, plan_merge
 
 SPANS = ("self", "sparse", "dense")
 MODES = ("plain", "invert", "generate", "probe")

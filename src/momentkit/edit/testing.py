@@ -2,9 +2,10 @@
 
 :func:`tiny_sd` builds one in memory; :func:`make_tiny_sd` writes a Stable-Diffusion-layout folder
 (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) and, with ``controlnet=True``,
-a ``controlnet/`` folder inside it; both load with :meth:`momentkit.edit.models.DiffusionModels.from_pretrained`. The VAE halves the
-resolution once and the UNet once, so frame sides must be multiples of 4; the tokenizer is the
-offline character-level CLIP tokenizer of :mod:`momentkit.video.testing`.
+a ``controlnet/`` folder inside it; both load with
+:meth:`momentkit.edit.models.DiffusionModels.from_pretrained`. The VAE halves the resolution once and
+the UNet once, so frame sides must be multiples of 4; the tokenizer is the offline character-level CLIP
+tokenizer of :mod:`momentkit.video.testing`.
 
 :func:`sd15_unet_config` is the published Stable Diffusion 1.5 UNet configuration (860M parameters),
 for speed measurements on a randomly initialised model (compute does not depend on weight values).
