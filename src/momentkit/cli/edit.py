@@ -220,6 +220,12 @@ def edit(args: argparse.Namespace) -> int:
     from momentkit.training.devices import check_device
 
     dev = check_device(args.device, field="--device")
+    if not getattr(args, "verbose", False):  # the libraries' own loading bars; ours run over the steps
+        import diffusers.utils.logging
+        import transformers.utils.logging
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
     controlnet = None
     if args.style == "controlvideo":
         controlnet = args.controlnet or DEFAULT_CONTROLNETS[args.control]
