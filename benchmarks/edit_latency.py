@@ -24,6 +24,11 @@ wall time spent inside the attention processors (``edit.attention.*`` scopes, to
 is reported beside the latencies, in the shape of Fig. 6.2. Results go to
 ``benchmarks/results/edit_latency.json`` after every run (a re-run skips the runs already there
 unless ``--fresh``).
+
+``--span-sweep`` adds the other half of Fig. 6.2: the plain FateZero pipeline (DDIM, no merging) with
+self / sparse / dense cross-frame attention, a few steps each (``--sweep-steps``, default 5: the time of
+one step does not depend on the number of steps), reporting seconds per step of inversion and
+generation and the share of attention in them.
 """
 
 from __future__ import annotations
@@ -151,6 +156,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def sweep_table(results: dict) -> str:
+    lines = ["| cross-frame span | inversion s/step | attention share | generation s/step | attention share |",
+             "|---|---|---|---|---|"]
+    for span, r in results.get("span_sweep", {}).items():
+        lat, ev, sh = r["latency_s"], r["evaluations"], r["attention_share"]
+        lines.append(f"| {span} | {lat['inversion'] / ev['inversion']:.2f} | {sh['inversion']:.0%} | "
+                     f"{lat['generation'] / ev['generation']:.2f} | {sh['generation']:.0%} |")
+    return "\n".join(lines)
+
+
 def table(results: dict) -> str:
     lines = ["| pipeline | configuration | UNet evals (inv / gen) | inversion (s) | generation (s) | "
              "total (s) | speed-up vs plain | attention share (inv / gen) | stored maps (MiB) |",
@@ -185,6 +200,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny random models (a smoke run, not a measurement)")
     ap.add_argument("--fresh", action="store_true", help="ignore the runs already saved in --out")
     ap.add_argument("--table", action="store_true", help="only print the table of --out")
+    ap.add_argument("--span-sweep", action="store_true", help="also time self / sparse / dense attention")
+    ap.add_argument("--sweep-steps", type=int, default=5, help="steps of each span-sweep run (default 5)")
+    ap.add_argument("--no-configs", action="store_true", help="skip the configuration runs (with --span-sweep)")
     args = ap.parse_args()
 
     from momentkit.io import write_json
@@ -192,6 +210,9 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() and not args.fresh else {}
     if args.table:
         print(table(results))
+        if results.get("span_sweep"):
+            print()
+            print(sweep_table(results))
         return
     setup = {"frames": args.frames, "size": args.size, "tiny": args.tiny}
     if results.get("setup") not in (None, setup):
@@ -201,7 +222,7 @@ def main() -> None:
                                          "torch": torch.__version__, "python": platform.python_version()})
     results.setdefault("runs", {})
     clip, mask = source_clip(args.frames, args.size)
-    for style in args.styles:
+    for style in ([] if args.no_configs else args.styles):
         todo = [c for c in args.configs if c not in results["runs"].get(style, {})]
         if not todo:
             continue
@@ -218,6 +239,17 @@ def main() -> None:
             print(f"[{style}] {name}: inversion {lat.get('inversion', 0):.1f} s, generation "
                   f"{lat['generation']:.1f} s, attention share {r['attention_share']}", flush=True)
         del editor, models
+    if args.span_sweep:
+        spans = [sp for sp in ("self", "sparse", "dense") if sp not in results.get("span_sweep", {})]
+        if spans:
+            editor = VideoEditor((tiny_models if args.tiny else sd15_models)(controlnet=False))
+            for span in spans:
+                cfg = EditConfig.preset("plain", "fatezero", steps=args.sweep_steps, attention=span)
+                r = profile_edit(editor, clip, mask, cfg)
+                results.setdefault("span_sweep", {})[span] = r
+                write_json(args.out, results)
+                print(f"[span {span}] {r['latency_s']}, attention share {r['attention_share']}", flush=True)
+        print(sweep_table(results))
     print(table(results))
 
 

@@ -374,14 +374,14 @@ class VideoEditor:
                 return None
             return gather(latent_mask, box) if region == "fg" else latent_mask
 
-        control_latent = None
+        control_px = None
         if config.style == "controlvideo":
             with clock.phase("control"):
                 if control is None:
                     from momentkit.edit.control import control_images
 
                     control = control_images(torch.from_numpy(frames), config.control, depth)
-            control_latent = control.to(m.device, m.dtype)
+            control_px = control.to(m.device, m.dtype)
 
         def setup(x: torch.Tensor, t: int, region: str, mode: str, cfg: bool) -> None:
             st.mode, st.region, st.t, st.cfg = mode, region, t, cfg
@@ -402,8 +402,8 @@ class VideoEditor:
                 else tgt_emb.expand(F_, -1, -1)
             timestep = m.schedule.model_timestep(t)
             extra = {}
-            if control_latent is not None:
-                cond = control_latent
+            if control_px is not None:
+                cond = control_px
                 if region == "fg":
                     cond = gather(cond, box.scaled(m.vae_factor))
                 cond = torch.cat([cond, cond]) if cfg else cond
