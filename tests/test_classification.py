@@ -187,7 +187,9 @@ def test_train_and_test_write_predictions_that_score_as_the_run(rec_data, tmp_pa
     from momentkit.training.runner import train
 
     data, _ = rec_data
-    result = train(parse_config(_config(data, tmp_path / "run")))
+    cfg = _config(data, tmp_path / "run")
+    cfg["train"]["epochs"] = 1
+    result = train(parse_config(cfg))
     metrics = json.loads((tmp_path / "run" / "metrics_val.json").read_text())
     assert set(metrics["brief"]) == {"top1", "top5", "mAP"} and metrics["brief"] == result["val"]["brief"]
     assert metrics["classification"]["num-videos"] == 16 and metrics["classification"]["num-classes"] == 8
@@ -268,12 +270,29 @@ def test_bad_input_is_one_clear_error(rec_data, tmp_path):
 
 
 # ----------------------------------------------------------------------------- class texts from CLIP
-def test_clip_class_texts_are_prompt_ensembles_cached_per_vocabulary(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_clip_videos(tmp_path_factory):
+    from momentkit.video.testing import Shape, make_tiny_clip, make_video
+
+    root = tmp_path_factory.mktemp("classify")
+    clip = make_tiny_clip(root / "clip")
+    red = (Shape("square", (230, 30, 30), 0.0, 3.0),)
+    blue = (Shape("circle", (30, 60, 230), 0.0, 3.0),)
+    videos = {}
+    for i in range(4):
+        name = f"{'red' if i % 2 == 0 else 'blue'}_{i}"
+        videos[name] = make_video(root / "videos" / f"{name}.mp4", duration=2.0, fps=8, width=48, height=32,
+                                  shapes=red if i % 2 == 0 else blue).path
+    return root, clip, videos
+
+
+def test_clip_class_texts_are_prompt_ensembles_cached_per_vocabulary(tiny_clip_videos, tmp_path):
+    import shutil
+
     from momentkit.data.class_text import embed_texts
     from momentkit.video.backbones.clip import CLIPBackbone
-    from momentkit.video.testing import make_tiny_clip
 
-    model = make_tiny_clip(tmp_path / "clip")
+    model = Path(shutil.copytree(tiny_clip_videos[1], tmp_path / "clip"))
     templates = ["a photo of {}.", "a video of {}."]
     emb = embed_texts(["ApplyEyeMakeup", "yo"], text_model=str(model), templates=templates, readable_names=True,
                       cache_dir=tmp_path / "cache")
@@ -285,8 +304,6 @@ def test_clip_class_texts_are_prompt_ensembles_cached_per_vocabulary(tmp_path):
     assert np.allclose(emb[0], mean / np.linalg.norm(mean), atol=1e-5)
     files = list((tmp_path / "cache").glob("*.npz"))
     assert len(files) == 1
-    import shutil
-
     shutil.rmtree(model)  # the cached vocabulary is read back without the model
     again = embed_texts(["yo", "ApplyEyeMakeup"], text_model=str(model), templates=templates, readable_names=True,
                         cache_dir=tmp_path / "cache")
@@ -332,3 +349,60 @@ def test_momentkit_train_and_test_on_the_preset_configs(rec_data, tmp_path, monk
     assert main(["test", str(REPO / "configs" / "victr" / config), "--ckpt", "runs/r", *sets,
                  "--set", "train.out_dir=runs/t"]) == 0
     assert json.loads((tmp_path / "runs" / "t" / "metrics_val.json").read_text())["brief"] == brief
+
+
+def test_classify_ranks_classes_with_plain_clip(tiny_clip_videos, tmp_path, capsys):
+    import torch
+
+    from momentkit.cli.main import main
+    from momentkit.data.class_text import embed_texts
+    from momentkit.video.backbones.clip import CLIPBackbone
+    from momentkit.video.decode import read_frames
+
+    _, clip, videos = tiny_clip_videos
+    video = videos["red_0"]
+    classes = ["red square", "blue circle", "green"]
+    assert main(["classify", str(video), "--classes", " red square, blue circle ,green", "--backbone-model", str(clip),
+                 "--frames-per-view", "4", "--text-cache", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(video) and len(lines) == 4
+    printed = {ln.split(". ", 1)[1].rsplit(None, 1)[0].strip(): float(ln.split()[-1]) for ln in lines[1:]}
+    # by hand: 4 segment-centre frames, embedded one by one, mean-pooled, cosine x 100 with the prompts, softmax
+    bb = CLIPBackbone.from_pretrained(clip)
+    chunk = read_frames(video, None, size=bb.image_size, interpolation=bb.interpolation)
+    assert len(chunk) == 16
+    idx = [2, 6, 10, 14]
+    emb = bb.encode_video(chunk.frames[idx], np.arange(4), 4).mean(0)
+    text = torch.from_numpy(embed_texts(classes, backbone=bb, text_model=str(clip), cache_dir=tmp_path / "c2"))
+    probs = (100 * torch.nn.functional.cosine_similarity(emb[None], text)).softmax(-1)
+    assert printed == {c: pytest.approx(float(p), abs=1e-4) for c, p in zip(classes, probs)}
+    assert list(printed.values()) == sorted(printed.values(), reverse=True)
+    assert main(["classify", str(video), "--classes", "only one", "--backbone-model", str(clip)]) == 2
+    assert "give at least two classes" in capsys.readouterr().err
+
+
+def test_classify_with_a_trained_victr_run_on_extracted_clip_frames(tiny_clip_videos, tmp_path, capsys, monkeypatch):
+    from momentkit.cli.main import main
+
+    root, clip, videos = tiny_clip_videos
+    feats = tmp_path / "frames"
+    assert main(["extract", "--backbone", "clip", "--backbone-model", str(clip), "--videos", str(root / "videos"),
+                 "--out", str(feats), "--clip-len", "0.25", "--fps", "4", "--device", "cpu", "--no-progress"]) == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,label,duration,split\n" + "".join(
+        f"{name},{'red square' if name.startswith('red') else 'blue circle'},2,{'train' if i < 2 else 'val'}\n"
+        for i, name in enumerate(sorted(videos, key=lambda n: n[-1]))))
+    cfg = {"task": "classification",
+           "data": {"annotations": str(labels), "video_features": [str(feats)], "text_model": str(clip),
+                    "text_cache": str(tmp_path / "cache"), "frames": 4, "batch_size": 2},
+           "model": {"name": "victr", "layers": 1, "heads": 2, "proj_dim": 8},
+           "train": {"out_dir": str(tmp_path / "run"), "epochs": 1, "threads": 1, "progress": False}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "run.yaml")]) == 0
+    capsys.readouterr()
+    # no --backbone-model: the CLIP model comes from the run's feature recipe
+    assert main(["classify", str(videos["blue_1"]), str(videos["red_2"]), "--classes", "red square,blue circle,yellow",
+                 "--ckpt", str(tmp_path / "run"), "--top-classes", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(videos["blue_1"]) and lines[3] == str(videos["red_2"]) and len(lines) == 6
+    assert all(0 <= float(ln.split()[-1]) <= 1 for ln in lines if ln.startswith("  "))
