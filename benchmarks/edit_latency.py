@@ -16,7 +16,9 @@ ControlVideo-style pipelines:
 - ``optimized``: DPM-Solver++ 20 steps, ToMe 0.75 (stride 2,2,2; paired; resampled per window);
 - ``+OC sampling``: optimized + Object-Centric Sampling (gamma 0.25, phi 2);
 - ``+OC ToMe``: optimized + Object-Centric ToMe (eta 0.5);
-- ``OCD``: optimized + both.
+- ``OCD``: optimized + both;
+- FateZero only: OCD with the background stage skipped (``phi = inf``; the background stays the
+  inverted source, the thesis' option for local edits).
 
 The foreground is a box of a quarter of the frame (the Object-Centric Sampling crop is 8 x 8 of the
 16 x 16 latent at 128 x 128). Every run is profiled with ``torch.profiler``: the share of each phase's
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -52,9 +55,10 @@ sys.path.insert(0, str(REPO / "src"))
 from momentkit.edit.oc_sampling import OCSamplingConfig  # noqa: E402
 from momentkit.edit.pipeline import EditConfig, VideoEditor  # noqa: E402
 
-CONFIGS = ["plain", "optimized", "oc_sampling", "oc_tome", "ocd"]
+CONFIGS = ["plain", "optimized", "oc_sampling", "oc_tome", "ocd", "ocd_skip_bg"]
 LABELS = {"plain": "plain (DDIM 50, dense)", "optimized": "optimized (DPM++ 20, ToMe)",
-          "oc_sampling": "optimized + OC sampling", "oc_tome": "optimized + OC ToMe", "ocd": "optimized + both (OCD)"}
+          "oc_sampling": "optimized + OC sampling", "oc_tome": "optimized + OC ToMe", "ocd": "optimized + both (OCD)",
+          "ocd_skip_bg": "OCD, background stage skipped (phi = inf)"}
 STYLES = ["fatezero", "controlvideo"]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "edit_latency.json"
 
@@ -69,6 +73,8 @@ def config_of(name: str, style: str) -> EditConfig:
         return replace(opt, oc_sampling=OCSamplingConfig(enabled=True, gamma=0.25, phi=2.0))
     if name == "oc_tome":
         return replace(opt, oc_tome=True, eta=0.5)
+    if name == "ocd_skip_bg":
+        return EditConfig.preset("ocd", style, oc_sampling=OCSamplingConfig(enabled=True, gamma=0.25, phi=math.inf))
     return EditConfig.preset("ocd", style)
 
 
@@ -223,7 +229,8 @@ def main() -> None:
     results.setdefault("runs", {})
     clip, mask = source_clip(args.frames, args.size)
     for style in ([] if args.no_configs else args.styles):
-        todo = [c for c in args.configs if c not in results["runs"].get(style, {})]
+        todo = [c for c in args.configs if c not in results["runs"].get(style, {})
+                and not (c == "ocd_skip_bg" and style != "fatezero")]  # no inverted background to keep
         if not todo:
             continue
         t0 = time.perf_counter()
