@@ -7,6 +7,7 @@ One module per protocol:
 - :func:`evaluate_multimoment`: R_m, mAP_m and standard mAP for multi-moment search queries;
 - :func:`evaluate_detection`: ActivityNet-style temporal action localisation mAP per tIoU;
 - :func:`evaluate_dense`: per-frame multi-label mAP (Charades localize, MultiTHUMOS);
+- :func:`evaluate_classification`: video classification top-1 / top-5 accuracy and multi-label mAP;
 - :func:`query_diagnostics` (not an official metric): does the model's saliency and top-1 window depend
   on the query, and is its top-1 confidence calibrated.
 
@@ -15,6 +16,7 @@ paths, checks them, and raises :class:`~momentkit.errors.InputError` naming the 
 field for bad input. :func:`evaluate` picks the protocol from the files when none is given.
 """
 
+from momentkit.metrics.classification import evaluate_classification
 from momentkit.metrics.common import MetricsWarning, parse_thresholds
 from momentkit.metrics.dense import evaluate_dense
 from momentkit.metrics.diagnostics import query_diagnostics
@@ -29,6 +31,7 @@ __all__ = [
     "TASKS",
     "MetricsWarning",
     "evaluate",
+    "evaluate_classification",
     "evaluate_dense",
     "evaluate_detection",
     "evaluate_grounding",
