@@ -406,3 +406,33 @@ def test_classify_with_a_trained_victr_run_on_extracted_clip_frames(tiny_clip_vi
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(videos["blue_1"]) and lines[3] == str(videos["red_2"]) and len(lines) == 6
     assert all(0 <= float(ln.split()[-1]) <= 1 for ln in lines if ln.startswith("  "))
+
+
+def test_multi_label_charades_csv_on_the_engine(tmp_path):
+    """Charades-style multi-label classification: sigmoid scores, BCE, mAP as the default monitor."""
+    from momentkit.data.class_text import save_text_file
+    from momentkit.io import save_npz
+    from momentkit.training.runner import train
+
+    rng = np.random.default_rng(0)
+    rows = ["AA,c000 0 3;c002 1 2,10", "BB,c001 0 4,8", "CC,c000 2 5;c001 0 1,9", "DD,,6"]
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text("id,actions,length\n" + "\n".join(rows) + "\n")
+    for vid in ("AA", "BB", "CC", "DD"):
+        save_npz(tmp_path / "f" / f"{vid}.npz", features=rng.standard_normal((6, 8)).astype(np.float32))
+    save_text_file(tmp_path / "text.npz", ["c000", "c001", "c002"], rng.standard_normal((3, 8)))
+    cfg = parse_config({
+        "task": "classification",
+        "data": {"annotations": str(tmp_path / "train.csv"), "val_annotations": str(tmp_path / "test.csv"),
+                 "format": "charades-csv", "train_subset": None, "val_subset": None,
+                 "video_features": [str(tmp_path / "f")], "class_text": str(tmp_path / "text.npz"), "frames": 4,
+                 "batch_size": 2},
+        "model": {"name": "temporal_transformer", "layers": 1, "heads": 2},
+        "train": {"out_dir": str(tmp_path / "run"), "epochs": 1, "threads": 1, "progress": False}})
+    assert cfg.train.monitor == "mAP"
+    train(cfg)
+    preds = json.loads((tmp_path / "run" / "predictions_val.json").read_text())
+    assert preds["multi_label"] is True and preds["classes"] == ["c000", "c001", "c002"]
+    assert all(abs(sum(r) - 1) > 0.05 for r in preds["results"].values())  # sigmoids, not a softmax
+    gt = json.loads((tmp_path / "run" / "ground_truth_val.json").read_text())
+    assert gt["labels"] == {"AA": ["c000", "c002"], "BB": ["c001"], "CC": ["c000", "c001"], "DD": []}
