@@ -299,6 +299,16 @@ CASES = [
          "--box", "0", "0", "4", "4", message="field '--mask-word': give one foreground mask"),
     case("edit", "{w}/videos/a.mp4", "--source", "a", "--target", "b", "--out", "{w}/o.mp4", "--phi", "1",
          message="argument --phi: expected a number > 1"),
+    # -- classify: class names, videos and the run checked before any model is loaded
+    case("classify", "{w}/videos/a.mp4", message="field '--classes': give --classes or --classes-file"),
+    case("classify", "{w}/videos/a.mp4", "--classes", "a, ,a", message="field '--classes': class 'a' is given twice"),
+    case("classify", "{w}/videos/a.mp4", "--classes", "a", message="field '--classes': give at least two classes"),
+    case("classify", "{w}/missing.mp4", "--classes", "a,b", message="missing.mp4, field 'VIDEO': file not found"),
+    case("classify", "{w}/videos/a.mp4", "--classes-file", "{w}/none.txt", message="none.txt: file not found"),
+    case("classify", "{w}/videos/a.mp4", "--classes", "a,b", "--ckpt", "{w}/adir",
+         message="adir: no model.safetensors or checkpoints/best.ckpt in this run folder"),
+    case("classify", "{w}/videos/a.mp4", "--classes", "a,b", "--frames-per-view", "0",
+         message="argument --frames-per-view: expected an integer >= 1"),
 ]
 
 
