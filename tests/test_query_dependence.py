@@ -67,6 +67,7 @@ def test_video_grouped_batches_contrast_two_queries_of_one_video():
     assert all(runs.index(v) + runs.count(v) - 1 == max(k for k, x in enumerate(runs) if x == v) for v in set(runs))
     meta = [{"vid": v} for v in ["a", "b", "a", "c", "a"]]
     assert SDST.negative_partners({"meta": meta}, 5) == [2, 0, 4, 2, 0]  # same video, else the previous sample
+    assert SDST.negative_partners({"meta": meta}, 5, same_video=False) == [4, 0, 1, 2, 3]
 
 
 def test_query_contrast_leaves_out_clips_relevant_to_both_queries():

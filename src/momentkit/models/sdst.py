@@ -102,6 +102,9 @@ class SDSTConfig:
     text_pool: str = "attention"  # pooled query for the saliency: learned attention pooling | mean of tokens
     neg_pairs: bool = False  # training: also score every video against another sample's query (dense
     #                          stream only) -> saliency_scores_neg, for the `query_contrast` loss term
+    # whose query: the previous sample of the batch, or another query of the same video when the batch
+    # has one (with data.group_by_video, which puts a video's queries in one batch)
+    neg_partner: str = "previous"  # previous | same_video
     # recurrence
     shared: bool = True  # one SDST layer for every level (False: one per level)
     hidden_dim: int = 256
@@ -145,7 +148,7 @@ class SDSTConfig:
 
     def __post_init__(self):
         choices = {"attention": ATTENTIONS, "sample_points": tuple(SAMPLE_POINTS), "activation": ("relu", "gelu"),
-                   "text_pool": TEXT_POOLS}
+                   "text_pool": TEXT_POOLS, "neg_partner": ("previous", "same_video")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"must be one of {list(allowed)}, got {getattr(self, name)!r}", field=name)
@@ -449,13 +452,13 @@ class SDST(nn.Module):
         return (text * w).sum(2) / w.sum(2).clamp(min=1)
 
     @staticmethod
-    def negative_partners(batch: dict, b: int) -> list[int]:
-        """For every sample, the sample whose query it is scored against: another query of the same
-        video when the batch holds one (``data.group_by_video`` puts them together), else the previous
-        sample of the batch."""
+    def negative_partners(batch: dict, b: int, same_video: bool = True) -> list[int]:
+        """For every sample, the sample whose query it is scored against: the previous sample of the
+        batch, or (``same_video``) another query of the same video when the batch holds one
+        (``data.group_by_video`` puts them together)."""
         vids = [m.get("vid") for m in batch.get("meta", [])] if len(batch.get("meta", [])) == b else [None] * b
         partner = [(i - 1) % b for i in range(b)]
-        for i, vid in enumerate(vids):
+        for i, vid in enumerate(vids if same_video else []):
             same = [j for j in range(b) if j != i and vid is not None and vids[j] == vid]
             if same:  # the next query of the same video (cyclically)
                 partner[i] = next((j for j in same if j > i), same[0])
@@ -470,7 +473,7 @@ class SDST(nn.Module):
         if not (self.config.neg_pairs and self.training and len(tm) > 1):
             return {}
         b = len(tm)
-        partner = self.negative_partners(batch, b)
+        partner = self.negative_partners(batch, b, self.config.neg_partner == "same_video")
         idx = torch.tensor(partner, device=tm.device)
         dense = None
         for level, (video, text) in enumerate(zip(videos, texts)):
