@@ -332,3 +332,19 @@ def test_charades_csv_through_the_features_config(tmp_path):
     assert item["labels"][:, 6].tolist() == ((t > 0) & (t < 6.9)).astype(float).tolist()
     assert item["labels"][:, 59].tolist() == ((t > 5.2) & (t < 12.4)).astype(float).tolist()
     assert item["labels"].sum() == ((t > 0) & (t < 6.9)).sum() + ((t > 5.2) & (t < 12.4)).sum()
+
+
+def test_frame_streams_load_x3d_weights_and_keep_a_new_classifier(tmp_path):
+    from momentkit.models import create_model
+    from momentkit.models.x3d import X3D, to_pytorchvideo_state_dict, x3d_tiny
+
+    torch.manual_seed(1)
+    src = X3D(x3d_tiny(num_classes=400))
+    torch.save({"model_state": to_pytorchvideo_state_dict(src)}, tmp_path / "x3d.pyth")  # pytorchvideo layout
+    model = create_model("coarse_fine", input="frames", input_dim=3, num_classes=5,
+                         x3d={"preset": "tiny", "weights": str(tmp_path / "x3d.pyth")})
+    for stream in (model.coarse, model.fine):  # both streams start from the checkpoint ...
+        for mine, theirs in ((stream.stem, src.stem), (stream.stages, src.stages)):
+            a, b = mine.state_dict(), theirs.state_dict()
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert stream.head.fc2.weight.shape == (5, src.head.fc2.weight.shape[1])  # ... with a new classifier
