@@ -148,7 +148,8 @@ class WordMask:
 
 @dataclass
 class EditResult:
-    """Edited frames ``(F, H, W, 3)`` uint8, the inputs they came from, and what it cost."""
+    """Edited frames ``(F, H, W, 3)`` uint8, the inputs they came from, and what it cost (``latency``:
+    wall-clock seconds per phase; ``cpu_time``: the process's CPU seconds per phase)."""
 
     frames: np.ndarray
     source: np.ndarray
@@ -161,9 +162,11 @@ class EditResult:
     attention_store_bytes: int = 0
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
     control: np.ndarray | None = None
+    cpu_time: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"latency_s": {k: round(v, 4) for k, v in self.latency.items()},
+                "cpu_time_s": {k: round(v, 4) for k, v in self.cpu_time.items()},
                 "unet_evaluations": self.evaluations, "attention_store_bytes": self.attention_store_bytes,
                 "foreground_box": None if self.box is None else asdict(self.box),
                 "config": self.config.describe()}
@@ -183,9 +186,13 @@ class Progress:
 
 
 class _Clock:
+    """Wall-clock seconds per phase (what a user waits) and the process's CPU seconds (all threads;
+    on a shared CPU the stabler measure of the work done, since waiting for a core is not counted)."""
+
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.times: dict[str, float] = {}
+        self.cpu_times: dict[str, float] = {}
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -197,11 +204,12 @@ class _Clock:
         class _Phase:
             def __enter__(self):
                 clock._sync()
-                self.t0 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def __exit__(self, *exc):
                 clock._sync()
                 clock.times[name] = clock.times.get(name, 0.0) + time.perf_counter() - self.t0
+                clock.cpu_times[name] = clock.cpu_times.get(name, 0.0) + time.process_time() - self.c0
 
         return _Phase()
 
@@ -459,7 +467,7 @@ class VideoEditor:
             out = self.decode_latents(z)
         result = EditResult(out, frames, pixel_mask, clock.times, counts, config, box if ocs.enabled else None,
                             traces, store.nbytes if store is not None else 0, dict(st.tokens_seen),
-                            None if control is None else control.float().cpu().numpy())
+                            None if control is None else control.float().cpu().numpy(), clock.cpu_times)
         if store is not None:
             store.clear()
         st.plans = {}
