@@ -175,6 +175,10 @@ CASES = [
     case("demo", "--out", "{w}/afile", message="afile, field '--out': is a file; expected a folder"),
     case("demo", "--out", "{w}/demo", "--seed", "-3", message="argument --seed: expected an integer >= 0"),
     case("demo", "--out", "{w}/demo", "--set", "model.hiden_dim=3", message="field 'model.hiden_dim': unknown key"),
+    case("demo", "--out", "{w}/demo", "--num-videos", "3", message="field '--num-videos': needs --video"),
+    case("demo", "--video", "--out", "{w}/afile", message="afile, field '--out': is a file; expected a folder"),
+    case("demo", "--video", "--out", "{w}/demo", "--model", "bogus", message="unknown grounding model 'bogus'"),
+    case("demo", "--video", "--out", "{w}/demo", "--set", "train.epoch=3", message="field 'train.epoch': unknown key"),
     # -- extract: outputs and every option checked before the backbone is loaded
     case("extract", "--backbone", "clip", "--videos", "{w}/videos", "--out", "{w}/afile",
          message="afile, field '--out': is a file; expected a folder"),

@@ -2,7 +2,8 @@
 
 Generates the ``qvh-small`` benchmark, trains Moment-DETR on it, evaluates the best checkpoint with
 the official metrics, prints them beside the training-free oracle, and draws timelines of a few
-validation queries.
+validation queries. ``--video`` does the same on generated video files whose features a CLIP
+backbone extracts, and ends with a model that reads videos (:mod:`momentkit.cli.demo_video`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ def register(sub) -> None:
         "into OUT/data (re-used by a later run with the same seed), train a model on it into OUT/run, "
         "print its official metrics on val beside the training-free oracle and draw OUT/timelines.png.",
     )
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: runs/demo; with --video: runs/demo-video)")
+    p.add_argument("--video", action="store_true",
+                   help="train on generated video files instead: extract their features with a CLIP backbone, "
+                        "train, and end with a model that `momentkit predict VIDEO` and `momentkit serve` use")
+    p.add_argument("--backbone-model", default=None, metavar="PATH_OR_ID",
+                   help="with --video: the CLIP that extracts the features, a Hugging Face id or local folder "
+                        "(default: a small CLIP-architecture model randomly initialised from --seed)")
+    p.add_argument("--num-videos", type=positive_int, default=None, metavar="N",
+                   help="with --video: training videos to generate (default: 160; val gets a fifth)")
     p.add_argument("--model", default=None,
                    help="registered grounding model name (default: a small SDST; e.g. moment_detr, qd_detr)")
     p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
@@ -54,10 +64,19 @@ PLANNED_FEATURES = {"video_features": ["features/video"], "text_features": "feat
 def run(args) -> int:
     from rich.console import Console
 
+    from momentkit.errors import InputError
     from momentkit.io import check_output
     from momentkit.training.config import load_config
     from momentkit.training.runner import train
 
+    if args.video:  # generated video files, a real backbone architecture: momentkit.cli.demo_video
+        from momentkit.cli.demo_video import run as run_video
+
+        return run_video(args)
+    for option in ("backbone_model", "num_videos"):
+        if getattr(args, option) is not None:
+            raise InputError("needs --video", field="--" + option.replace("_", "-"))
+    args.out = args.out or "runs/demo"
     check_model(args.model)
     out = check_output(args.out, "dir", option="--out")
     data = out / "data"

@@ -7,6 +7,7 @@ import argparse
 from momentkit.cli.options import DEVICE_HELP, LayerList, device, option_fields, positive_int
 
 DEMO_CHECKPOINT = "runs/demo/run/model.safetensors"
+DEMO_VIDEO_CHECKPOINT = "runs/demo-video/run/model.safetensors"  # momentkit demo --video: reads videos
 # the library's argument names -> this command's options, in error messages
 LIBRARY_OPTIONS = {"backbone": "--backbone", "backbone_model": "--backbone-model", "layers": "--layers",
                    "window": "--window", "stride": "--stride", "text_field": "--text-field", "device": "--device",
@@ -22,10 +23,10 @@ A model trained on `momentkit extract` features carries their recipe (backbone, 
 clip length, normalisation, order of several sources) and makes a video's and the queries' features
 the same way: no --backbone is needed, and one that differs is refused.
 
-Without --ckpt the model of `momentkit demo` ({DEMO_CHECKPOINT}) is used:
-it was trained on synthetic features that no backbone makes, so it predicts from --features and
---text-features files only, not from a video. Videos longer than the model's trained length are
-covered by overlapping windows merged with NMS.
+Without --ckpt a video is read by the model of `momentkit demo --video` ({DEMO_VIDEO_CHECKPOINT}),
+which knows only generated videos of moving shapes ("a red circle moves left"); feature files go to
+the model of `momentkit demo` ({DEMO_CHECKPOINT}), trained on synthetic features that no backbone
+makes. Videos longer than the model's trained length are covered by overlapping windows merged with NMS.
 """
 
 
@@ -43,7 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--query", "-q", action="append", default=[], help="another query (repeatable)")
     p.add_argument("--ckpt", default=None, metavar="PATH",
                    help=f"run folder, model.safetensors or .ckpt, a folder of momentkit export or its Hugging "
-                        f"Face Hub id (default: the demo's {DEMO_CHECKPOINT}, which reads feature files only)")
+                        f"Face Hub id (default: for a video the model of `momentkit demo --video`, "
+                        f"{DEMO_VIDEO_CHECKPOINT}; for --features the demo's {DEMO_CHECKPOINT})")
     p.add_argument("--backbone", default=None,
                    help="backbone that made the training features (clip, internvideo2; default: the one the "
                         "model's feature recipe names)")
@@ -141,6 +143,14 @@ def predict(args: argparse.Namespace) -> int:
         raise InputError("give at least one query (positional or --query)", field="query")
     _check_windows_and_outputs(args)
     ckpt = args.ckpt
+    if ckpt is None and not args.features:  # a video: the model of `momentkit demo --video`
+        if not Path(DEMO_VIDEO_CHECKPOINT).is_file():
+            raise InputError(f"no --ckpt given and the model of `momentkit demo --video` {DEMO_VIDEO_CHECKPOINT} "
+                             "does not exist (run `momentkit demo --video` first, or pass --ckpt RUN_DIR)",
+                             path=DEMO_VIDEO_CHECKPOINT)
+        ckpt = DEMO_VIDEO_CHECKPOINT
+        print(f"using the model of `momentkit demo --video` {DEMO_VIDEO_CHECKPOINT} (it knows only generated "
+              "videos of moving shapes)")
     if ckpt is None:
         if not Path(DEMO_CHECKPOINT).is_file():
             raise InputError(f"no --ckpt given and the demo's model {DEMO_CHECKPOINT} does not exist "

@@ -221,8 +221,19 @@ def _video_clips(out, *, seed: int = 0, **options):
     return generate_video_clips(out, seed=seed, **options)
 
 
+def _video_moments(out, *, seed: int = 0, **options):
+    from momentkit.synth.video_moments import generate_video_moments
+
+    return generate_video_moments(out, seed=seed, **options)
+
+
 # presets made of generated video files: name -> (description, generate(out, seed=, **options))
 VIDEO_PRESETS = {
+    "moments-video-small": (
+        "Moment retrieval on raw frames: 160 + 32 MP4s (16-32 s, 4 fps, 64x64) of moving coloured shapes, "
+        "one templated query per shape ('a red circle moves left'); `momentkit demo --video` trains on it",
+        _video_moments,
+    ),
     "dense-video-tiny": (
         "Raw-frame dense detection: 24 short MP4s (4-8 s, 8 fps, 64x64) of coloured shapes, 6 classes, "
         "overlapping per-frame labels",

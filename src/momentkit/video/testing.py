@@ -188,20 +188,22 @@ def tiny_bert_tokenizer():
     return BertTokenizer(vocab={w: i for i, w in enumerate(words)})
 
 
-def make_tiny_clip(folder: str | os.PathLike, *, image_size: int = 32, layers: int = 3, seed: int = 0) -> Path:
+def make_tiny_clip(folder: str | os.PathLike, *, image_size: int = 32, layers: int = 3, seed: int = 0,
+                   width: int = 32, patch_size: int | None = None, projection_dim: int = 16) -> Path:
     """Save a randomly initialised, tiny ``CLIPModel`` and its tokenizer to ``folder`` (loadable with
-    ``from_pretrained(folder)``, like a downloaded model)."""
+    ``from_pretrained(folder)``, like a downloaded model). ``width``: hidden size of both towers (4
+    heads); ``patch_size``: default half the image (2 x 2 patches)."""
     import torch
     from transformers import CLIPConfig, CLIPModel
 
     tok = tiny_clip_tokenizer()
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+        text_config=dict(vocab_size=len(tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
                          num_attention_heads=4, max_position_embeddings=40, bos_token_id=0, eos_token_id=1,
                          pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-                           image_size=image_size, patch_size=image_size // 2),
-        projection_dim=16,
+        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+                           num_attention_heads=4, image_size=image_size, patch_size=patch_size or image_size // 2),
+        projection_dim=projection_dim,
     )
     torch.manual_seed(seed)
     model = CLIPModel(cfg).eval()
