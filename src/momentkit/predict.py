@@ -281,23 +281,36 @@ class Predictor:
         return self._recipe_backbone(part)
 
     # ------------------------------------------------------------------ inputs
-    def _extract(self, path: Path) -> np.ndarray:
+    def _extract(self, path: Path, progress=None) -> np.ndarray:
         """A video file's features, made as the model's training features (every source, normalised and
-        concatenated as in training)."""
+        concatenated as in training); ``progress(fraction)`` is called as the video is read."""
         from momentkit.data.features import l2_normalize
         from momentkit.video.extract import extract_video
 
         sources = self.video_sources(f"the video file {path.name}")
-        parts = [extract_video(b, path, fps=fps, clip_len=clip_len) for b, fps, clip_len in sources]
+        seconds = None
+        if progress is not None:
+            from momentkit.video.decode import probe
+
+            seconds = probe(path).duration
+
+        def reporter(i: int):
+            if progress is None or not seconds:
+                return None
+            return lambda done: progress(min(1.0, (i + min(1.0, done / seconds)) / len(sources)))
+
+        parts = [extract_video(b, path, fps=fps, clip_len=clip_len, on_progress=reporter(i))
+                 for i, (b, fps, clip_len) in enumerate(sources)]
         if len(parts) == 1 and (self.recipe or {}).get("video_normalize", "none") == "none":
             return parts[0]
         parts = [l2_normalize(p) for p in parts]
         n = min(p.shape[-2] for p in parts)
         return np.concatenate([p[..., :n, :] for p in parts], axis=-1).astype(np.float32, copy=False)
 
-    def video_features(self, video) -> tuple[np.ndarray, float, str | None]:
+    def video_features(self, video, progress=None) -> tuple[np.ndarray, float, str | None]:
         """``(features (T, D) or (K, T, D), duration in seconds, video id)`` of a video file, a ``.npz``
-        feature file or an array."""
+        feature file or an array; ``progress(fraction)``, when given, is called while a video file is
+        decoded and embedded."""
         clip_len = float(self.config.data.clip_len)
         if isinstance(video, (str, os.PathLike)):
             path = Path(video)
@@ -306,7 +319,7 @@ class Predictor:
                 return feats, feats.shape[-2] * clip_len, path.stem
             from momentkit.video.decode import probe
 
-            feats = self._extract(path)
+            feats = self._extract(path, progress)
             duration = probe(path).duration or feats.shape[-2] * clip_len
             return feats, float(min(duration, feats.shape[-2] * clip_len)), path.stem
         feats = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "momentkit.cli.demo",
     "momentkit.cli.extract",
     "momentkit.cli.predict",
+    "momentkit.cli.serve",
     "momentkit.cli.classify",
     "momentkit.cli.searchq",
     "momentkit.cli.export",

@@ -154,9 +154,11 @@ def extract_video(
     clip_len: float = DEFAULT_CLIP_LEN,
     batch_size: int = DEFAULT_BATCH_SIZE,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """Per-clip features of one video: ``(T, D)``, or ``(K, T, D)`` for a layered backbone.
 
+    ``on_progress``: called after each decoded chunk with the seconds of video read so far.
     Raises :class:`InputError` for a video that cannot be decoded.
     """
     import torch
@@ -196,6 +198,8 @@ def extract_video(
         last = int(clips[-1])
         while last - first >= batch_size:  # clips before `last` are complete
             embed(first + batch_size)
+        if on_progress is not None:
+            on_progress(float((chunk.indices[-1] + 1) / fps))
     if last < 0:
         # shorter than one sample period: every decoded frame makes the single clip
         for chunk in iter_frames(path, None, size=backbone.frame_size, interpolation=backbone.interpolation,
