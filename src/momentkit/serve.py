@@ -119,10 +119,10 @@ class MomentApp:
         self.closed = False
         self._saved_env: dict[str, str | None] | None = None  # what launch() changed, undone by close()
 
-    @classmethod
-    def from_checkpoint(cls, ckpt: str | os.PathLike, *, device: str = "cpu", **options) -> MomentApp:
-        """Load a grounding model (run folder, ``model.safetensors``, ``.ckpt``, exported folder or Hub
-        id); other tasks are refused with what ``serve`` shows."""
+    @staticmethod
+    def load(ckpt: str | os.PathLike, *, device: str = "cpu"):
+        """The :class:`~momentkit.predict.Predictor` of a grounding model (run folder,
+        ``model.safetensors``, ``.ckpt``, exported folder or Hub id); other tasks are refused."""
         from momentkit.predict import Predictor
 
         predictor = Predictor.from_pretrained(ckpt, device=device)
@@ -130,7 +130,12 @@ class MomentApp:
         if task != "grounding":
             raise InputError(f"a {task} model: momentkit serve shows moment retrieval (grounding) models; "
                              f"for classification use momentkit classify", path=ckpt, field="--ckpt")
-        return cls(predictor, name=str(ckpt), **options)
+        return predictor
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, *, device: str = "cpu", **options) -> MomentApp:
+        """:meth:`load` the model and make the app (its working folder, its examples)."""
+        return cls(cls.load(ckpt, device=device), name=str(ckpt), **options)
 
     # ------------------------------------------------------------------ files
     def make_examples(self) -> list[list[str]]:

@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     dev = str(check_device(dev, field="--device"))
     ckpt = args.ckpt or default_checkpoint()
+    predictor = MomentApp.load(ckpt, device=dev)
     check_port_free(args.host, args.port)
-    app = MomentApp.from_checkpoint(ckpt, device=dev, max_upload_mb=args.max_upload_mb, top=args.top)
+    app = MomentApp(predictor, name=str(ckpt), max_upload_mb=args.max_upload_mb, top=args.top)
     page = None
 
     def stop(signum, frame):  # SIGTERM ends the server as Ctrl-C does: the working folder is removed
