@@ -268,10 +268,19 @@ class MomentApp:
 
     # ------------------------------------------------------------------ the page
     def describe(self) -> str:
+        """The page's words about the model: name, clips, windows, where its features come from (local
+        folders by their last name only) and, for the demo model, what it knows."""
         from momentkit.video.recipe import describe_video
 
         p = self.predictor
-        recipe = describe_video(p.recipe) if p.recipe else "no feature recipe"
+        recipe = "no feature recipe"
+        if p.recipe:
+            recipe = describe_video(p.recipe)
+            for part in [*p.recipe.get("video", []), p.recipe.get("text") or {}]:
+                for key in ("model_path", "model", "path"):
+                    value = str(part.get(key) or "")
+                    if value and os.path.isabs(value):
+                        recipe = recipe.replace(value, Path(value).name)
         text = (f"Model **{p.config.model['name']}** from `{Path(self.name).name}` "
                 f"(clips of {float(p.config.data.clip_len):g} s, windows of {p.window} clips; features: {recipe}).")
         if is_demo_world(p):
@@ -322,12 +331,14 @@ class MomentApp:
                                     cache_examples=False, elem_id="mk-examples")
                 with gr.Column(scale=2):
                     status = gr.Markdown("", elem_id="mk-status")
-                    timeline = gr.Image(label="timelines: saliency and the top moments per query", type="filepath",
-                                        interactive=False, elem_id="mk-timeline")
+                    gr.Markdown("**Timelines**: per query, its saliency curve and its top moments as bands")
+                    timeline = gr.Image(label="timelines", show_label=False, type="filepath", interactive=False,
+                                        buttons=["download", "fullscreen"], elem_id="mk-timeline")
                     table = gr.Dataframe(headers=TABLE_HEADERS, label="moments (click a row to play it)",
                                          interactive=False, elem_id="mk-moments", wrap=True)
                     start = gr.Number(visible=False, elem_id="mk-seek")
             video.upload(inspect, inputs=video, outputs=status, api_name="inspect")
+            video.clear(lambda: "", inputs=None, outputs=status, api_name=False)
             run.click(find, inputs=[video, queries, top], outputs=[timeline, table, status], api_name="find_moments")
             queries.submit(find, inputs=[video, queries, top], outputs=[timeline, table, status],
                            api_name=False)
@@ -375,7 +386,8 @@ def launch(app: MomentApp, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     page.queue(default_concurrency_limit=1, max_size=16)
     page.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
                 max_file_size=app.max_upload_bytes, allowed_paths=[], prevent_thread_lock=not block,
-                quiet=quiet, ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False)
+                quiet=quiet, ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
+                run_history=False, footer_links=["api", "gradio", "settings"])
     return page
 
 
