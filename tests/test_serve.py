@@ -268,3 +268,19 @@ def test_serve_refuses_a_port_in_use(demo_run, capsys):
         port = s.getsockname()[1]
         assert main(["serve", "--ckpt", str(demo_run), "--port", str(port), "--device", "cpu"]) == 2
     assert "field '--port': cannot listen on 127.0.0.1" in capsys.readouterr().err
+
+
+def test_a_model_of_another_task_is_refused(demo_run, monkeypatch, capsys):
+    import momentkit.predict
+
+    real = momentkit.predict.load_model_and_config
+
+    def as_detection(path):
+        model, cfg, src = real(path)
+        cfg.task = "detection"
+        return model, cfg, src
+
+    monkeypatch.setattr(momentkit.predict, "load_model_and_config", as_detection)
+    assert main(["serve", "--ckpt", str(demo_run), "--port", str(free_port()), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "field '--ckpt': a detection model (sdst): the moments of text queries come from a grounding model" in err

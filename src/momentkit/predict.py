@@ -162,6 +162,10 @@ class Predictor:
         from momentkit.video.recipe import load_run_recipe
 
         model, cfg, src = load_model_and_config(path)
+        task = getattr(cfg, "task", "grounding")
+        if task != "grounding":
+            raise InputError(f"a {task} model ({cfg.model.get('name')}): the moments of text queries come from a "
+                             "grounding model", path=src, field="ckpt")
         if "recipe" not in options:
             exported, recipe = export_recipe(src)  # an exported folder's config.json holds its recipe
             options["recipe"] = recipe if exported else load_run_recipe(src)

@@ -11,7 +11,7 @@ DEMO_VIDEO_CHECKPOINT = "runs/demo-video/run/model.safetensors"  # momentkit dem
 # the library's argument names -> this command's options, in error messages
 LIBRARY_OPTIONS = {"backbone": "--backbone", "backbone_model": "--backbone-model", "layers": "--layers",
                    "window": "--window", "stride": "--stride", "text_field": "--text-field", "device": "--device",
-                   "features": "--features", "text_features": "--text-features", "queries": "QUERY"}
+                   "features": "--features", "text_features": "--text-features", "queries": "QUERY", "ckpt": "--ckpt"}
 
 EPILOG = f"""\
 examples:

@@ -92,6 +92,13 @@ def check_port_free(host: str, number: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from momentkit.cli.options import option_fields
+
+    with option_fields({"ckpt": "--ckpt", "device": "--device"}):
+        return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
     import signal
     import time
 
