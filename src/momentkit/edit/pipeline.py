@@ -22,7 +22,8 @@ Both use cross-frame attention of a chosen span. The switches of chapter 6:
   *Object-Centric ToMe* (``oc_tome``, eta-weighted similarity, :mod:`momentkit.edit.tome`), each on
   its own or both (``"ocd"``); both need a foreground mask.
 
-Frames must have sides that are multiples of :attr:`DiffusionModels.pixel_multiple` (64 for Stable
+Latents are sampled in float32 whatever the models' precision (float16 on GPU); each UNet call casts
+its input. Frames must have sides that are multiples of :attr:`DiffusionModels.pixel_multiple` (64 for Stable
 Diffusion); the command line resizes them. Latency is measured per phase (``mask``, ``control``,
 ``encode``, ``inversion``, ``generation``, ``decode``; GPU work is synchronised before each reading).
 """
@@ -286,7 +287,8 @@ class VideoEditor:
         st.latent_hw = tuple(z0.shape[-2:])
         st.probe_tokens, st.probe_sum, st.probe_count = tokens, None, 0
         try:
-            self.models.unet(zt, sched.model_timestep(t), encoder_hidden_states=emb.expand(z0.shape[0], -1, -1))
+            self.models.unet(zt.to(self.models.dtype), sched.model_timestep(t),
+                             encoder_hidden_states=emb.expand(z0.shape[0], -1, -1))
             if st.probe_sum is None:
                 raise InputError("the model has no text cross-attention layer small enough to give a word mask",
                                  field="--mask-word")
@@ -324,7 +326,7 @@ class VideoEditor:
 
         fatezero = config.style == "fatezero"
         with clock.phase("encode"):  # the ControlNet pipeline needs the source latents only for a word mask
-            z0 = self.encode_frames(frames) if (fatezero or isinstance(mask, WordMask)) else None
+            z0 = self.encode_frames(frames).float() if (fatezero or isinstance(mask, WordMask)) else None
             src_emb, src_ids = self.encode_text(source)
             tgt_emb, tgt_ids = self.encode_text(target)
             unc_emb, _ = self.encode_text("")
@@ -398,13 +400,14 @@ class VideoEditor:
 
         def invert_fn(x: torch.Tensor, t: int, region: str) -> torch.Tensor:
             setup(x, t, region, "invert", False)
-            return m.unet(x, m.schedule.model_timestep(t),
-                          encoder_hidden_states=src_emb.expand(F_, -1, -1)).sample
+            return m.unet(x.to(m.dtype), m.schedule.model_timestep(t),
+                          encoder_hidden_states=src_emb.expand(F_, -1, -1)).sample.float()
 
         cfg = config.guidance_scale != 1.0
 
         def generate_fn(x: torch.Tensor, t: int, region: str) -> torch.Tensor:
             setup(x, t, region, "generate", cfg)
+            x = x.to(m.dtype)
             xin = torch.cat([x, x]) if cfg else x
             emb = torch.cat([unc_emb.expand(F_, -1, -1), tgt_emb.expand(F_, -1, -1)]) if cfg \
                 else tgt_emb.expand(F_, -1, -1)
@@ -418,7 +421,7 @@ class VideoEditor:
                 down, mid = m.controlnet(xin, timestep, encoder_hidden_states=emb, controlnet_cond=cond,
                                          conditioning_scale=config.control_scale, return_dict=False)
                 extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
-            out = m.unet(xin, timestep, encoder_hidden_states=emb, **extra).sample
+            out = m.unet(xin, timestep, encoder_hidden_states=emb, **extra).sample.float()
             if not cfg:
                 return out
             u, c = out.chunk(2)
@@ -446,7 +449,7 @@ class VideoEditor:
             else:
                 g = torch.Generator().manual_seed(config.seed)
                 shape = (1 if config.shared_noise else F_, *latent_shape[1:])
-                zT = torch.randn(shape, generator=g).expand(F_, -1, -1, -1).contiguous().to(m.device, m.dtype)
+                zT = torch.randn(shape, generator=g).expand(F_, -1, -1, -1).contiguous().to(m.device)
                 if ocs.enabled:
                     z_fg, z_bg = (zT if full else gather(zT, box).contiguous()), zT
             # ---- generation
