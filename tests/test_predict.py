@@ -254,7 +254,9 @@ def test_cli_errors_are_one_line(world, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["predict", str(world["videos"][0].path), "a red square"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "runs/demo/run/model.safetensors" in err and len(err.splitlines()) == 1
+    # a video without --ckpt: the model of `momentkit demo --video`, the one that reads videos
+    assert code == 2 and "runs/demo-video/run/model.safetensors" in err and len(err.splitlines()) == 1
+    assert "momentkit demo --video" in err
 
 
 # ----------------------------------------------------------------------------- feature recipes
