@@ -34,7 +34,11 @@ SETUP_AND_TEST = "bash scripts/setup.sh test && .venv/bin/python -m pytest"
 PARSE_ONLY = {
     "bash scripts/setup.sh": "creates .venv and installs packages; the tests run inside what it made",
     "python -m pytest": "the test suite itself (.ci/run runs it, see test_ci_runs_the_readme_test_command)",
-    "momentkit demo": "generates the full qvh-small benchmark and trains for minutes",
+    "momentkit demo": "generates the full qvh-small benchmark (with --video, 192 MP4 files) and trains for minutes "
+                      "(tests/test_demo_video.py runs demo --video at test size)",
+    "momentkit predict runs/demo-video/example.mp4": "needs the model of `momentkit demo --video` (tests/test_demo_video.py "
+                                                    "runs predict on a new video with it)",
+    "momentkit serve": "serves a web page until stopped (tests/test_serve.py and tests/test_serve_browser.py run it)",
     "momentkit extract": "downloads a backbone from the Hugging Face hub (tests/test_own_data_guide.py runs "
                          "extract with a tiny local CLIP)",
     "momentkit train configs/tal/epic100_s5.yaml": "needs the EPIC-Kitchens SlowFast features, not in the shared data",
