@@ -270,17 +270,19 @@ def test_serve_refuses_a_port_in_use(demo_run, capsys):
     assert "field '--port': cannot listen on 127.0.0.1" in capsys.readouterr().err
 
 
-def test_a_model_of_another_task_is_refused(demo_run, monkeypatch, capsys):
+@pytest.mark.parametrize("task, hint", [("detection", ""), ("classification", "momentkit classify VIDEO --ckpt RUN")])
+def test_a_model_of_another_task_is_refused(demo_run, monkeypatch, capsys, task, hint):
     import momentkit.predict
 
     real = momentkit.predict.load_model_and_config
 
-    def as_detection(path):
+    def as_other_task(path):
         model, cfg, src = real(path)
-        cfg.task = "detection"
+        cfg.task = task
         return model, cfg, src
 
-    monkeypatch.setattr(momentkit.predict, "load_model_and_config", as_detection)
+    monkeypatch.setattr(momentkit.predict, "load_model_and_config", as_other_task)
     assert main(["serve", "--ckpt", str(demo_run), "--port", str(free_port()), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "field '--ckpt': a detection model (sdst): the moments of text queries come from a grounding model" in err
+    assert f"field '--ckpt': a {task} model (sdst): the moments of text queries come from a grounding model" in err
+    assert hint in err and len(err.strip().splitlines()) == 1

@@ -125,12 +125,13 @@ class MomentApp:
         ``model.safetensors``, ``.ckpt``, exported folder or Hub id); other tasks are refused."""
         from momentkit.predict import Predictor
 
-        predictor = Predictor.from_pretrained(ckpt, device=device)
-        task = getattr(predictor.config, "task", "grounding")
-        if task != "grounding":
-            raise InputError(f"a {task} model: momentkit serve shows moment retrieval (grounding) models; "
-                             f"for classification use momentkit classify", path=ckpt, field="--ckpt")
-        return predictor
+        try:
+            return Predictor.from_pretrained(ckpt, device=device)
+        except InputError as e:
+            if e.field == "ckpt" and e.message.startswith("a classification model"):
+                raise InputError(f"{e.message}; momentkit serve shows grounding models (rank class names for a video "
+                                 "with momentkit classify VIDEO --ckpt RUN)", path=e.path, field="ckpt") from None
+            raise
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, *, device: str = "cpu", **options) -> MomentApp:
