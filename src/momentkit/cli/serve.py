@@ -125,6 +125,7 @@ def serve(args: argparse.Namespace) -> int:
         page = launch(app, host=args.host, port=args.port, block=False, quiet=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"momentkit serve: listening on {args.host}: other machines can reach this page")
+        print(f"momentkit serve: files in {app.work_dir} (removed when it stops)")
         print(f"momentkit serve: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  "
               f"(model {ckpt}; Ctrl-C stops)", flush=True)
         while True:
