@@ -316,7 +316,9 @@ class MomentApp:
 
         select.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the clicked row
 
-        with gr.Blocks(title="momentkit: find moments in a video", analytics_enabled=False) as page:
+        # delete_cache: Gradio's copies of uploads and outputs older than an hour go, every half hour
+        with gr.Blocks(title="momentkit: find moments in a video", analytics_enabled=False,
+                       delete_cache=(1800, 3600)) as page:
             gr.Markdown("# momentkit: find when things happen in a video\n" + self.describe(),
                         elem_id="mk-about")
             with gr.Row():
