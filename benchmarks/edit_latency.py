@@ -31,6 +31,10 @@ is reported beside the latencies, in the shape of Fig. 6.2. Results go to
 ``benchmarks/results/edit_latency.json`` after every run (a re-run skips the runs already there
 unless ``--fresh``).
 
+``--step-sweep 128 256`` times one guided UNet evaluation (2 x 8 latents) at several frame sizes: full
+frame with dense attention, with ToMe 0.75, with self-attention only, and the quarter-area crop that
+Object-Centric Sampling runs the foreground on; it shows how the savings grow with the resolution.
+
 ``--span-sweep`` adds the other half of Fig. 6.2: the plain FateZero pipeline (DDIM, no merging) with
 self / sparse / dense cross-frame attention, a few steps each (``--sweep-steps``, default 5: the time of
 one step does not depend on the number of steps), reporting seconds per step of inversion and
@@ -166,6 +170,45 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def step_cost(editor: VideoEditor, frames: int, hw: tuple[int, int], span: str, tome_ratio: float) -> dict:
+    """CPU and wall seconds of one guided UNet evaluation (2 x frames latents of ``hw``), attention share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from momentkit.edit.tome import ToMeConfig
+
+    st = editor.state
+    st.mode, st.region, st.t, st.cfg, st.fg, st.store, st.plans = "generate", "joint", 500, True, None, None, {}
+    st.num_frames, st.span, st.latent_hw = frames, span, hw
+    st.tome = ToMeConfig(ratio=tome_ratio, paired=False)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2 * frames, 4, *hw, generator=g)
+    emb = torch.randn(2 * frames, 77, editor.models.unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0, c0 = time.perf_counter(), time.process_time()
+        editor.models.unet(x, 499, encoder_hidden_states=emb)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    att = sum(r.cpu_time_total for r in prof.key_averages() if r.key.startswith("edit.attention.")) / 1e6
+    st.mode, st.tome = "plain", ToMeConfig()
+    return {"cpu_s": cpu, "wall_s": wall, "attention_share": att / wall, "latent": list(hw)}
+
+
+STEP_CASES = [("full frame, dense", 1, "dense", 0.0), ("full frame, dense, ToMe 0.75", 1, "dense", 0.75),
+              ("full frame, self (no cross-frame)", 1, "self", 0.0), ("quarter crop, dense", 2, "dense", 0.0)]
+
+
+def step_table(results: dict) -> str:
+    lines = ["| frame size (latent) | UNet input | CPU s | wall s | attention share of wall | CPU vs full dense |",
+             "|---|---|---|---|---|---|"]
+    for size, cases in results.get("step_sweep", {}).items():
+        base = cases.get(STEP_CASES[0][0], {}).get("cpu_s")
+        for label, r in cases.items():
+            rel = f"{r['cpu_s'] / base:.2f}" if base else "-"
+            side = cases[STEP_CASES[0][0]]["latent"][0] if STEP_CASES[0][0] in cases else "?"
+            lines.append(f"| {size} px ({side} x {side}) | {label} | {r['cpu_s']:.1f} | "
+                         f"{r['wall_s']:.1f} | {r['attention_share']:.0%} | {rel} |")
+    return "\n".join(lines)
+
+
 def sweep_table(results: dict) -> str:
     lines = ["| cross-frame span | inversion: CPU s / step | wall s / step | attention share | "
              "generation: CPU s / step | wall s / step | attention share |", "|---|---|---|---|---|---|---|"]
@@ -223,7 +266,10 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="only print the table of --out")
     ap.add_argument("--span-sweep", action="store_true", help="also time self / sparse / dense attention")
     ap.add_argument("--sweep-steps", type=int, default=5, help="steps of each span-sweep run (default 5)")
-    ap.add_argument("--no-configs", action="store_true", help="skip the configuration runs (with --span-sweep)")
+    ap.add_argument("--no-configs", action="store_true", help="skip the configuration runs (with the sweeps)")
+    ap.add_argument("--step-sweep", nargs="*", type=int, default=None, metavar="SIZE",
+                    help="time one guided UNet evaluation at these frame sizes (default 128 256): full frame "
+                         "dense, with ToMe, self-attention only, and the quarter crop of Object-Centric Sampling")
     args = ap.parse_args()
 
     from momentkit.io import write_json
@@ -234,6 +280,9 @@ def main() -> None:
         if results.get("span_sweep"):
             print()
             print(sweep_table(results))
+        if results.get("step_sweep"):
+            print()
+            print(step_table(results))
         return
     setup = {"frames": args.frames, "size": args.size, "tiny": args.tiny}
     if results.get("setup") not in (None, setup):
@@ -272,6 +321,23 @@ def main() -> None:
                 write_json(args.out, results)
                 print(f"[span {span}] {r['latency_s']}, attention share {r['attention_share']}", flush=True)
         print(sweep_table(results))
+    if args.step_sweep is not None:
+        sizes = [str(v) for v in (args.step_sweep or [128, 256])]
+        editor = None
+        for size in sizes:
+            done = results.setdefault("step_sweep", {}).setdefault(size, {})
+            for label, shrink, span, ratio in STEP_CASES:
+                if label in done:
+                    continue
+                if editor is None:
+                    editor = VideoEditor((tiny_models if args.tiny else sd15_models)(controlnet=False))
+                    warm = int(sizes[0]) // editor.models.vae_factor // 2
+                    step_cost(editor, args.frames, (warm, warm), "dense", 0.0)  # warm-up, not recorded
+                side = int(size) // editor.models.vae_factor // shrink
+                done[label] = step_cost(editor, args.frames, (side, side), span, ratio)
+                write_json(args.out, results)
+                print(f"[step {size}] {label}: {done[label]}", flush=True)
+        print(step_table(results))
     print(table(results))
 
 
