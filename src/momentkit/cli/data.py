@@ -99,6 +99,12 @@ def _dist(d: dict, keys: tuple[str, ...]) -> str:
     return " / ".join(_n(d[k]) for k in keys)
 
 
+def _by_moments(counts: dict) -> str:
+    """``{"1": a, "2": b, "3": c, ...}`` -> ``"a / b / c+..."`` (the QV-M2 groups of target moments)."""
+    n = {int(k): v for k, v in counts.items()}
+    return " / ".join(str(x) for x in (n.get(1, 0), n.get(2, 0), sum(v for k, v in n.items() if k >= 3)))
+
+
 def rows(stats: dict) -> list[tuple[str, str]]:
     """The (statistic, value) rows of the table."""
     out = [("format", stats["format"])]
@@ -110,6 +116,7 @@ def rows(stats: dict) -> list[tuple[str, str]]:
             ("moments", _n(stats["moments"])),
             ("moments per query (mean / max)", _dist(mpq, ("mean", "max"))),
             ("multi-moment queries", f"{mpq['multi_moment_pct']:.2f} %"),
+            ("queries with 1 / 2 / 3+ moments", _by_moments(stats["queries_by_moments"])),
             ("queries per video (mean / max)", _dist(stats["queries_per_video"], ("mean", "max"))),
             ("queries with saliency", _n(stats["with_saliency"])),
         ]

@@ -2,7 +2,8 @@
 
 The task is inferred from the files unless ``--task`` is given (see :mod:`momentkit.metrics.tasks`):
 query records with saliency -> grounding (QVHighlights MR + HD); without saliency -> multimoment when
-some query has several GT windows, else single; a ``database``/video-keyed JSON -> detection (segment
+some query has several GT windows (R_m / mAP_m beside the QV-M2 metrics, with a table of the QV-M2
+top-k recall per IoU), else single; a ``database``/video-keyed JSON -> detection (segment
 predictions) or dense (per-frame score lists). For detection, ``--label-field`` says whether the
 predicted labels are ground-truth ``label`` names or ``label_id`` class ids (default: decided per label).
 """
@@ -21,7 +22,8 @@ TASK_HELP = "grounding | single | multimoment | detection | dense (default: infe
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="score predictions with the official protocol (QVHighlights, R1/mIoU, R_m/mAP_m, TAL mAP, dense mAP)",
+        help="score predictions with the official protocol (QVHighlights, R1/mIoU, R_m/mAP_m and QV-M2, TAL mAP, "
+        "dense mAP)",
         description="Score a prediction file against ground truth with the community's official protocol "
         "and print a table; numbers are x100, rounded to 2 decimals as the official evaluators print them.",
     )
@@ -141,9 +143,18 @@ def print_metrics(task: str, metrics: dict, *, per_class: bool = False) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
-        if k != "per-class":
+        if k != "per-class" and not isinstance(v, dict):
             table.add_row(k, _fmt(v))
     console.print(table)
+    qv_m2 = metrics.get("qv-m2")
+    if isinstance(qv_m2, dict) and "MR-R1" in qv_m2:
+        rec = Table(title="QV-M2 recall of the top k per IoU")
+        rec.add_column("IoU")
+        for k in (1, 2, 3):
+            rec.add_column(f"R{k} ({qv_m2['queries-counted'][f'top{k}']} q.)", justify="right")
+        for key in qv_m2["MR-R1"]:
+            rec.add_row(key, *(_fmt(qv_m2[f"MR-R{k}"][key]) for k in (1, 2, 3)))
+        console.print(rec)
     classes = metrics.get("per-class")
     if per_class and classes:
         cls = Table(title="per-class AP")

@@ -4,7 +4,9 @@
 moment counts; detection samples give video, segment and class counts. Both give the distribution
 of window lengths (seconds) with the QVHighlights length bins (short ``(0, 10]``, middle
 ``(10, 30]``, long ``(30, 150]``, and ``over_150`` for the rest) and the distribution of video
-durations (one value per video, the first one seen).
+durations (one value per video, the first one seen). Grounding samples also give the number of queries
+per number of moments (``queries_by_moments``, ``{"1": n, "2": n, ...}``), the groups by which the
+QV-M2 metrics split mAP (1, 2, 3+ target moments).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def grounding_stats(samples: Sequence[GroundingSample]) -> dict:
             "max": int(per_query.max()),
             "multi_moment_pct": float(100.0 * np.mean(per_query > 1)),
         },
+        "queries_by_moments": {str(n): int(c) for n, c in zip(*np.unique(per_query, return_counts=True))},
         "queries_per_video": {"mean": float(per_video.mean()), "max": int(per_video.max())},
         "with_saliency": sum(1 for s in samples if s.saliency_scores),
         "window_length": length_stats(windows[:, 1] - windows[:, 0]),

@@ -4,7 +4,10 @@ One module per protocol:
 
 - :func:`evaluate_grounding`: QVHighlights moment retrieval + highlight detection (official JSON);
 - :func:`evaluate_single_moment`: Charades-STA / TACoS R1@t, R5@t, mIoU;
-- :func:`evaluate_multimoment`: R_m, mAP_m and standard mAP for multi-moment search queries;
+- :func:`evaluate_multimoment`: R_m, mAP_m and standard mAP for multi-moment search queries, beside
+  the QV-M2 / FlashMMR metrics;
+- :func:`evaluate_qv_m2`: the QV-M2 / FlashMMR multi-moment metrics alone (mAP per number of target
+  moments, G-mAP, mR@1..3, mIoU@1..3);
 - :func:`evaluate_detection`: ActivityNet-style temporal action localisation mAP per tIoU;
 - :func:`evaluate_dense`: per-frame multi-label mAP (Charades localize, MultiTHUMOS);
 - :func:`evaluate_classification`: video classification top-1 / top-5 accuracy and multi-label mAP;
@@ -22,6 +25,7 @@ from momentkit.metrics.dense import evaluate_dense
 from momentkit.metrics.diagnostics import query_diagnostics
 from momentkit.metrics.detection import evaluate_detection
 from momentkit.metrics.multimoment import evaluate_multimoment
+from momentkit.metrics.qv_m2 import evaluate_qv_m2
 from momentkit.metrics.qvhighlights import evaluate_grounding
 from momentkit.metrics.records import load_file, load_records
 from momentkit.metrics.single_moment import evaluate_single_moment
@@ -36,6 +40,7 @@ __all__ = [
     "evaluate_detection",
     "evaluate_grounding",
     "evaluate_multimoment",
+    "evaluate_qv_m2",
     "evaluate_single_moment",
     "infer_task",
     "load_file",

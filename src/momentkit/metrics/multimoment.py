@@ -18,6 +18,11 @@ as QVHighlights MR; all predictions unless ``max_pred_windows``), averaged over 
 Diagnostics: ``matched-preds@tau`` (% of predictions matching some GT moment), ``matched-gt@tau``
 (% of GT moments matched by some prediction) and, with ``active_threshold``, ``active-preds@score>=s``
 (mean number of predictions per query with score >= s, e.g. confident decoder queries).
+
+Beside them (``qv_m2=True``, the default), the multi-moment metrics of QV-M2 / FlashMMR
+(:mod:`momentkit.metrics.qv_m2`): ``MR-full-mAP`` (G-mAP), ``MR-full-mAP@1_tgt`` / ``@2_tgt`` /
+``@3+tgt``, ``MR-full-mR1..3``, ``MR-full-mIoU@1..3``, and their details under ``qv-m2``. Their
+thresholds are their own (0.5:0.95 for mAP, 0.3:0.95 for recall) whatever ``thresholds`` is.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from momentkit.metrics import records as rec
 from momentkit.metrics.ap import detection_ap
 from momentkit.metrics.common import parse_thresholds, pct, stable_desc_order, threshold_key, warn
 from momentkit.metrics.matching import greedy_match
+from momentkit.metrics.qv_m2 import evaluate_qv_m2
 from momentkit.spans import iou_np
 
 THRESHOLDS = (0.1, 0.3, 0.5, 0.75)
@@ -60,8 +66,10 @@ def evaluate_multimoment(
     thresholds=THRESHOLDS,
     max_pred_windows: int | None = None,
     active_threshold: float | None = None,
+    qv_m2: bool = True,
 ) -> dict:
-    """R_m, mAP_m and standard mAP at each threshold (x100, 2 decimals), plus diagnostics."""
+    """R_m, mAP_m and standard mAP at each threshold (x100, 2 decimals), plus diagnostics and (``qv_m2``)
+    the QV-M2 metrics."""
     thr = parse_thresholds(thresholds, THRESHOLDS)
     preds = rec.load_records(preds, "predictions")
     gt = rec.load_records(gt, "ground truth")
@@ -100,6 +108,8 @@ def evaluate_multimoment(
     if active_threshold is not None:
         active = ((ranked[..., 2] >= active_threshold) & pred_valid).sum(axis=1)
         out[f"active-preds@score>={float(active_threshold):g}"] = float(f"{active.mean():.2f}")
+    if qv_m2:
+        out.update(evaluate_qv_m2(preds, gt, warn_empty=False))
     out["num-queries"] = len(preds)
     out["num-moments"] = int(gt_counts.sum())
     return out

@@ -5,13 +5,16 @@ Task inference (when no task is given), from the ground truth first, then the pr
 - query records (JSON Lines, or a JSON list) with ``saliency_scores`` -> ``grounding`` (QVHighlights
   MR + HD);
 - query records without saliency where some query has several GT windows -> ``multimoment``
-  (R_m / mAP_m: single-moment metrics would silently ignore the extra windows);
+  (R_m / mAP_m beside the QV-M2 metrics: single-moment metrics would silently ignore the extra
+  windows);
 - query records without saliency, one GT window each -> ``single`` (R1/R5@t, mIoU);
 - a JSON object (``database`` or ``{video: ...}``): ``dense`` when the predictions hold per-frame
   score lists (lists of lists of numbers), ``detection`` when they hold segment objects.
 
 QVHighlights-style MR numbers of a single-moment dataset are available with ``task="grounding"``
-(HD is skipped when the ground truth has no saliency).
+(HD is skipped when the ground truth has no saliency). QV-M2's ``val.jsonl`` has saliency on its
+QVHighlights queries only, so it is inferred as ``grounding``: give ``task="multimoment"`` for the
+multi-moment metrics.
 """
 
 from __future__ import annotations
