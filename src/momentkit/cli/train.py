@@ -12,8 +12,9 @@ def register(sub) -> None:
                        "write predictions, metrics, a learning curve and logs to train.out_dir. Any task: "
                        "moment retrieval / highlight detection (configs/moment_detr, qd_detr, sdst, synthetic), "
                        "temporal action localisation with or without domain adaptation (configs/tal). Several "
-                       "GPUs/nodes: set train.devices / train.num_nodes and launch with torchrun or your "
-                       "cluster's launcher (Lightning DDP).")
+                       "processes (GPUs, nodes, or the CPU with gloo): launch with torchrun, one process per "
+                       "device (train.devices / train.num_nodes follow from it), or your cluster's launcher "
+                       "(Lightning DDP).")
     p.add_argument("config", metavar="CONFIG", help="YAML experiment config (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
@@ -51,7 +52,7 @@ def register(sub) -> None:
 def run_train(args) -> int:
     from momentkit.training.config import load_config
     from momentkit.training.report import print_metrics
-    from momentkit.training.runner import Interrupted, train
+    from momentkit.training.runner import Interrupted, train, trainer_is_zero
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -59,6 +60,8 @@ def run_train(args) -> int:
     except Interrupted as stop:
         print(_interrupted_message(args, stop), file=sys.stderr)
         return 130
+    if not trainer_is_zero():  # several processes (torchrun): rank 0 reports
+        return 0
     for split in ("val", "test"):
         if split in result:
             print_metrics(result[split], f"{cfg.model['name']} on {split}", task=cfg.task)

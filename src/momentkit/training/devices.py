@@ -9,10 +9,16 @@ names the option and says what is available instead:
   ``momentkit train`` / ``test`` take them (``train.accelerator``, ``train.devices``);
 - :func:`check_device` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``): one torch device, as
   the ``--device`` option of ``momentkit predict`` / ``extract`` takes it.
+
+Under ``torchrun`` the processes are already started, one per device: :func:`launched_devices` takes
+``train.devices`` / ``train.num_nodes`` from the launcher where they are left at their defaults and
+refuses values that disagree with it (Lightning would otherwise train one independent copy of the run
+per process, all writing the same files).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from momentkit.errors import InputError
@@ -143,3 +149,36 @@ def check_device(spec: str = "auto", *, field: str = "--device"):
     if kind == "cpu":
         return torch.device("cpu")
     return torch.device(kind, int(index)) if index else torch.device(kind)
+
+
+def launcher() -> tuple[int, int] | None:
+    """``(processes per node, nodes)`` that ``torchrun`` started (from ``LOCAL_WORLD_SIZE`` and
+    ``WORLD_SIZE``), or None outside it."""
+    local, world = os.environ.get("LOCAL_WORLD_SIZE", ""), os.environ.get("WORLD_SIZE", "")
+    if not (local.isdigit() and world.isdigit()) or int(local) < 1:
+        return None
+    return int(local), max(1, int(world) // int(local))
+
+
+def launched_devices(devices: Any = "auto", num_nodes: int = 1, *, devices_field: str = "train.devices",
+                     nodes_field: str = "train.num_nodes") -> tuple[Any, int]:
+    """Lightning's ``(devices, num_nodes)`` for a run started by ``torchrun``: ``devices="auto"`` (or
+    -1) becomes the processes per node and the default ``num_nodes=1`` the number of nodes; given values
+    must match what was launched, else an :class:`InputError` on ``devices_field`` / ``nodes_field``.
+    Outside ``torchrun`` (or with one process) both are returned unchanged."""
+    started = launcher()
+    if started is None or started == (1, 1):
+        return devices, num_nodes
+    per_node, nodes = started
+    request = _device_request(devices, devices_field)
+    if request is None:
+        devices = per_node
+    elif (len(request) if isinstance(request, list) else request) != per_node:
+        raise InputError(f"is {devices!r} but torchrun started {per_node} processes per node (one per device); "
+                         f"leave it at auto or give {per_node}", field=devices_field)
+    if num_nodes == 1 and nodes > 1:
+        num_nodes = nodes
+    elif num_nodes != nodes:
+        raise InputError(f"is {num_nodes} but torchrun started {nodes} node{'s' if nodes > 1 else ''} "
+                         f"(WORLD_SIZE {per_node * nodes} / LOCAL_WORLD_SIZE {per_node})", field=nodes_field)
+    return devices, num_nodes

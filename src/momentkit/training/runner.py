@@ -39,7 +39,7 @@ from momentkit.errors import InputError
 from momentkit.io import atomic_write, write_json
 from momentkit.training.callbacks import EMA, EpochLog, LearningCurve, StopOnInterrupt, progress_bar
 from momentkit.training.config import ExperimentConfig, parse_config
-from momentkit.training.devices import check_accelerator
+from momentkit.training.devices import check_accelerator, launched_devices
 
 
 class Interrupted(KeyboardInterrupt):
@@ -95,7 +95,8 @@ def _init_from(cfg: ExperimentConfig, module) -> None:
 
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=True, loggers=True, resuming=False):
     """The Lightning trainer of a run. Progress: Lightning's bar when stdout is a terminal; otherwise
-    (a log file, a pipe) one line per training epoch. ``resuming``: the CSV log keeps its earlier rows."""
+    (a log file, a pipe) one line per training epoch. ``resuming``: the CSV log keeps its earlier rows.
+    Under ``torchrun``, ``train.devices`` / ``train.num_nodes`` left at their defaults are what it launched."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     t = cfg.train
@@ -112,10 +113,11 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks, enable_checkpointing=T
         callbacks.append(progress_bar())
     elif t.progress and enable_checkpointing:  # training (evaluation alone prints its table at the end)
         callbacks.append(EpochLog(t.monitor))
+    devices, num_nodes = launched_devices(t.devices, t.num_nodes)
     return L.Trainer(
         default_root_dir=out, max_epochs=t.epochs, max_steps=t.max_steps,
         max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        accelerator=t.accelerator, devices=devices, num_nodes=num_nodes, strategy=t.strategy,
         precision=t.precision, deterministic=t.deterministic, gradient_clip_val=t.grad_clip or None,
         check_val_every_n_epoch=t.eval_every, callbacks=callbacks, logger=logs or False,
         enable_progress_bar=bar, enable_model_summary=False,
@@ -183,6 +185,7 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
     from momentkit.io import check_output
 
     check_accelerator(cfg.train.accelerator, cfg.train.devices)
+    launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
     out = Path(cfg.train.out_dir)
     check_output(out, "dir", option="train.out_dir")
     ckpt_dir = out / "checkpoints"
@@ -222,7 +225,8 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
                 module.hparams["config"]["eval"]["calibration"] = calibration
                 cfg.eval.calibration = calibration
                 _write_config(out, module)
-            export_weights(module, out)
+            if trainer_is_zero():
+                export_weights(module, out)
             for split in ("val", "test"):
                 if dm.has_split(split):
                     result[split] = evaluate_split(cfg, module, dm, split, out)
@@ -330,9 +334,13 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
 
 
 def trainer_is_zero() -> bool:
-    """Whether this process writes the run's files (rank 0, or no distributed run)."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
+    """Whether this process writes the run's files (rank 0, or no distributed run); before the process
+    group exists (the start of a run under ``torchrun``), the rank the launcher set."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _write_config(out: Path, module) -> None:
@@ -372,6 +380,7 @@ def test(cfg: ExperimentConfig, ckpt: str | list[str], split: str = "val") -> di
     from momentkit.training.module import TaskModule
 
     check_accelerator(cfg.train.accelerator, cfg.train.devices)
+    launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
     ckpts = [ckpt] if isinstance(ckpt, str | os.PathLike) else list(ckpt)
     model, run_cfg, path = load_run(ckpts[0])
     if len(ckpts) > 1:
