@@ -22,12 +22,14 @@ examples:
   momentkit extract --backbone internvideo2 --backbone-model InternVideo2-stage2_1b-224p-f4.pt \\
       --videos videos/ --out features/iv2 --layers 37 38 39 40 --pool attn
 
-sharding (each rank takes every WORLD_SIZE-th video; ranks never talk to each other):
-  torchrun --nproc_per_node 8 -m momentkit.cli.main extract --backbone clip --videos videos/ --out feats
+sharding (each rank takes every WORLD_SIZE-th video and batch of queries; ranks never talk to each
+other; the files are those one process writes, each written by one rank):
+  torchrun --nproc-per-node 8 -m momentkit.cli.main extract --backbone clip --videos videos/ --out feats
   torchrun --nnodes 2 --node_rank N --master_addr HOST --master_port 29500 --nproc_per_node 8 \\
       -m momentkit.cli.main extract ...
 
-Re-running the same command skips the videos and queries already extracted. Videos that cannot be
+Re-running the same command (with any number of processes, also after a killed one) skips the
+videos and queries already extracted and removes the temporary files left behind. Videos that cannot be
 decoded are skipped, listed at the end and in OUT/extract_failed.jsonl, and make the command exit
 with status 2 once the others are done (re-run it after fixing or removing them).
 """

@@ -24,14 +24,18 @@ embedded ``batch_size`` clips at a time, so memory does not grow with the length
 (only the output rows do).
 
 Resumable: a video (query) whose ``.npz`` already exists and holds features of the expected shape is
-skipped; every file is written under a temporary name and renamed when complete, so an interrupted
-run leaves no partial file. A video that cannot be decoded (missing, empty, corrupt, truncated) is
-reported and skipped; the others go on.
+skipped; every file is written under a temporary name (``.{name}.XXXXXXXX.tmp``) and renamed when
+complete, so an interrupted run leaves no partial file under a final name; the temporary files of a
+killed run are removed when the same rank's share is extracted again. A video that cannot be decoded
+(missing, empty, corrupt, truncated) is reported and skipped; the others go on.
 
-Sharding across processes, GPUs and nodes: rank r of a world of size W takes the videos (and
-queries) ``i`` with ``i % W == r`` of the sorted list; ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``
-come from the environment that ``torchrun`` sets, and ``--device auto`` picks ``cuda:LOCAL_RANK``.
-No process group is needed (the ranks never communicate)::
+Sharding across processes, GPUs and nodes: rank r of a world of size W takes the videos ``i`` with
+``i % W == r`` of the sorted list, and the batches of ``text_batch_size`` queries ``j`` with
+``j % W == r`` of the sorted queries (so every query is embedded in the batch one process would put it
+in, and the files are the same bytes whatever the number of processes); ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` come from the environment that ``torchrun`` sets, and ``--device auto`` picks
+``cuda:LOCAL_RANK``. Each output file is written by one rank only, and no process group is needed (the
+ranks never communicate)::
 
     # one machine, 8 GPUs
     torchrun --nproc_per_node 8 -m momentkit.cli.main extract --backbone internvideo2 \\
@@ -43,6 +47,7 @@ No process group is needed (the ranks never communicate)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -308,11 +313,13 @@ def run_extraction(
     info = recipe_of(backbone, fps=fps, clip_len=clip_len, model_name=model_name)
     _check_same_setup(out / INFO_NAME, info, overwrite)
     if rank == 0:
-        write_json(out / INFO_NAME, info)
+        _write_unless_same(out / INFO_NAME, info)
 
     expect_rank = 3 if backbone.layered else 2
     expect_layers = len(backbone.layers) if backbone.layered else None
     mine = shard(sorted(ids.items()), rank, world_size)
+    remove_partial(out, {f"{vid}.npz" for vid, _ in mine} | {_failures_name(report)}
+                   | ({INFO_NAME} if rank == 0 else set()))
     bar = tqdm(mine, desc=f"extract{f' [{rank}/{world_size}]' if world_size > 1 else ''}", unit="video",
                disable=not progress, position=rank if world_size > 1 else None, dynamic_ncols=True)
     for vid, path in bar:
@@ -377,9 +384,38 @@ def _check_same_setup(path: Path, info: dict, overwrite: bool, keys: Sequence[st
                          + "); use another output folder or --overwrite", path=path.parent)
 
 
+def _write_unless_same(path: Path, obj: dict) -> None:
+    """``write_json`` unless ``path`` already holds ``obj`` (a resumed run leaves the recipe as it was)."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) == obj:
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(path, obj)
+
+
+def remove_partial(folder: Path, names: set[str]) -> list[str]:
+    """Delete the temporary files (``.{name}.XXXXXXXX.tmp``, see :func:`momentkit.io.atomic_write`) that a
+    killed run left for the outputs ``names`` of ``folder``; return the names deleted. Only a rank's own
+    outputs are given, so ranks at work beside it are not disturbed."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in os.scandir(folder):
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(name)
+    return removed
+
+
+def _failures_name(report: ExtractReport) -> str:
+    return "extract_failed.jsonl" if report.world_size == 1 else f"extract_failed.rank{report.rank}.jsonl"
+
+
 def _write_failures(out: Path, report: ExtractReport, paths: dict[str, str]) -> None:
-    name = "extract_failed.jsonl" if report.world_size == 1 else f"extract_failed.rank{report.rank}.jsonl"
-    target = out / name
+    target = out / _failures_name(report)
     if not report.failed:
         if target.exists():
             target.unlink()
@@ -391,35 +427,45 @@ def _write_failures(out: Path, report: ExtractReport, paths: dict[str, str]) -> 
 
 def _extract_texts(backbone, queries, text_out: Path, report: ExtractReport, batch_size: int,
                    overwrite: bool, progress: bool, info: dict | None = None) -> None:
+    """Embed this rank's batches of the sorted unique queries. The batches are those of one process
+    (padding a query with others of another batch could change its last bits), and a batch with
+    some queries already done is embedded whole, its missing queries written."""
     from tqdm import tqdm
 
     unique: dict[str, str] = {}
     for qid, text in queries:
         unique.setdefault(str(qid), str(text))
-    mine = shard(sorted(unique.items()), report.rank, report.world_size)
+    items = sorted(unique.items())
+    size = max(1, batch_size)
+    mine = shard([items[i: i + size] for i in range(0, len(items), size)], report.rank, report.world_size)
     text_out.mkdir(parents=True, exist_ok=True)
+    remove_partial(text_out, {f"qid{qid}.npz" for batch in mine for qid, _ in batch}
+                   | ({INFO_NAME} if report.rank == 0 else set()))
     if info is not None:
         _check_same_setup(text_out / INFO_NAME, info, overwrite, keys=TEXT_SETUP_KEYS)
     if report.rank == 0 and info is not None:  # the recipe of the query features
         arrays = ["last_hidden_state", "pooler_output"] + (["features"] if backbone.layered else [])
-        write_json(text_out / INFO_NAME, {**info, "kind": "text", "text_arrays": arrays})
-    todo = []
-    for qid, text in mine:
-        target = text_out / f"qid{qid}.npz"
-        done = _valid(target, "pooler_output", 1, None, None) and (
-            not backbone.layered or _valid(target, "features", 3, None, len(backbone.text_layers)))
-        if not overwrite and done:
-            report.texts_skipped += 1
-        else:
-            todo.append((qid, text))
-    bar = tqdm(total=len(todo), desc="queries", unit="query", disable=not progress or not todo,
+        _write_unless_same(text_out / INFO_NAME, {**info, "kind": "text", "text_arrays": arrays})
+    todo = []  # (batch, the qids of it to write)
+    for batch in mine:
+        missing = set()
+        for qid, _ in batch:
+            target = text_out / f"qid{qid}.npz"
+            done = _valid(target, "pooler_output", 1, None, None) and (
+                not backbone.layered or _valid(target, "features", 3, None, len(backbone.text_layers)))
+            if overwrite or not done:
+                missing.add(qid)
+        report.texts_skipped += len(batch) - len(missing)
+        if missing:
+            todo.append((batch, missing))
+    bar = tqdm(total=sum(len(m) for _, m in todo), desc="queries", unit="query", disable=not progress or not todo,
                dynamic_ncols=True)
-    for i in range(0, len(todo), max(1, batch_size)):
-        batch = todo[i: i + batch_size]
+    for batch, missing in todo:
         for (qid, _), row in zip(batch, backbone.encode_text([t for _, t in batch])):
-            save_npz(text_out / f"qid{qid}.npz", **{k: np.asarray(v, np.float32) for k, v in row.items()})
-            report.texts_written += 1
-        bar.update(len(batch))
+            if qid in missing:
+                save_npz(text_out / f"qid{qid}.npz", **{k: np.asarray(v, np.float32) for k, v in row.items()})
+                report.texts_written += 1
+        bar.update(len(missing))
     bar.close()
 
 
@@ -437,6 +483,7 @@ __all__ = [
     "list_videos",
     "read_queries",
     "recipe_of",
+    "remove_partial",
     "run_extraction",
     "shard",
     "video_id",
