@@ -255,6 +255,12 @@ CASES = [
          message="argument --concurrency: expected an integer >= 1"),
     case("make-search-queries", "{w}/good.jsonl", "--out", "{w}/o.jsonl", "--timeout", "0",
          message="argument --timeout: expected a number > 0"),
+    case("make-search-queries", "{w}/good.jsonl", "--out", "{w}/o.jsonl", "-o", "split",
+         message="field '--option': expected KEY=VALUE"),
+    case("make-search-queries", "{w}/good.jsonl", "--out", "{w}/o.jsonl", "-o", "split=test",
+         message="field 'split': format 'grounding-jsonl' has no option 'split'"),
+    case("make-search-queries", "{w}/good.jsonl", "--out", "{w}/o.jsonl", "--seed", "-1",
+         message="argument --seed: expected an integer >= 0"),
     # -- make-da-benchmark: option names, never Python argument names
     case("make-da-benchmark", "s5", "--epic", "{w}/adir", "--out", "{w}/afile/bench",
          message="field '--out': cannot be created: {w}/afile is a file, not a folder"),

@@ -2,7 +2,9 @@
 
 Runs :mod:`momentkit.searchq.pipeline` (rewriter -> validator -> grouping -> aggregator) with any
 OpenAI-compatible chat endpoint, writes the grounding JSON Lines (one file per level with
-``--levels``) and ``OUT.report.json``, and prints the Table 3.1-style report.
+``--levels``) and ``OUT.report.json`` (with the build's manifest: prompts, model, parameters, seed),
+and prints the Table 3.1-style report. Any caption format works, HD-EPIC narrations included
+(``hd-epic-csv``: windows and the 80/20 split per participant are reader options, ``-o split=test``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from momentkit.cli.options import (
@@ -45,15 +48,21 @@ def register(subparsers) -> None:
         epilog="environment: MOMENTKIT_LLM_BASE_URL (else OPENAI_BASE_URL), MOMENTKIT_LLM_MODEL, "
         "MOMENTKIT_LLM_API_KEY (else OPENAI_API_KEY). Example: momentkit make-search-queries "
         "yc2_val.json --out yc2_s_val.jsonl --dataset youcook2 --base-url http://localhost:8000/v1 "
-        "--llm-model google/gemma-3-12b-it",
+        "--llm-model google/gemma-3-12b-it --seed 0. HD-EPIC-S: momentkit make-search-queries "
+        "HD_EPIC_Narrations.csv -o split=test --levels --dataset configs/searchq/hd-epic.json "
+        "--out hd_epic_s.jsonl ...",
     )
     p.add_argument("captions", metavar="CAPTIONS", help="caption / grounding annotation file")
     p.add_argument("--out", required=True, metavar="FILE.jsonl",
                    help="output grounding JSON Lines (with --levels: FILE_S1.jsonl, ...) and FILE.report.json")
     p.add_argument("--format", default=None, help="annotation format of CAPTIONS (default: detected)")
+    p.add_argument("--option", "-o", dest="reader_options", action="append", default=[], metavar="KEY=VALUE",
+                   help="option of the CAPTIONS reader, repeatable; VALUE is parsed as JSON when it can be "
+                   "(HD-EPIC narrations: split=train|test, window_frames=500, fps=3, boundary=clip|drop, "
+                   "test_fraction=0.2, split_seed=N, durations=CSV)")
     p.add_argument("--dataset", default="generic",
                    help="few-shot examples: youcook2, activitynet, generic, or the path of an examples JSON file "
-                   "(default: generic)")
+                   "such as configs/searchq/hd-epic.json (default: generic)")
     p.add_argument("--prompts", default=None, metavar="DIR",
                    help="folder of prompt files replacing the shipped ones of the same name")
     p.add_argument("--levels", action="store_true",
@@ -66,6 +75,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", dest="llm_model", action=DeprecatedAlias, new="--llm-model")
     p.add_argument("--api-key", default=None, help="API key (sent as a bearer token; none by default)")
     p.add_argument("--temperature", type=nonneg_float, default=0.0, help="sampling temperature, >= 0 (default: 0)")
+    p.add_argument("--seed", type=nonneg_int, default=None, metavar="N",
+                   help="sampling seed sent with every request (the OpenAI 'seed' parameter; vLLM and llama.cpp "
+                   "servers honour it), recorded in the report's manifest (default: none sent)")
     p.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                    help="answer length limit sent to the endpoint, 1 or more (default: the endpoint's)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
@@ -97,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
     from momentkit.searchq.prompting import load_prompts
     from momentkit.searchq.report import print_report
 
+    from momentkit.cli.data import parse_options
+
     # inputs, then outputs, then the endpoint: the cheapest mistakes are reported first
-    fmt = check_captions(args.captions, args.format)
+    reader_options = parse_options(args.reader_options)
+    fmt = check_captions(args.captions, args.format, reader_options)
     with option_fields(LIBRARY_OPTIONS):
         options = SearchQueryOptions(levels=args.levels, validate=args.validate, threshold=args.threshold,
                                      merge_windows=args.merge_windows, limit=args.limit)
@@ -109,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     params: dict = {"temperature": args.temperature}
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
+    if args.seed is not None:
+        params["seed"] = args.seed
     with option_fields(LIBRARY_OPTIONS, {"--model": "--llm-model"}):
         client = ChatClient.from_env(
             base_url=args.base_url, model=args.llm_model, api_key=args.api_key, params=params,
@@ -118,8 +135,12 @@ def run(args: argparse.Namespace) -> int:
     def progress(desc: str, total: int):
         return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not sys.stderr.isatty())
 
-    report = build_benchmark(args.captions, args.out, client=client, prompts=prompts, encoder=args.encoder,
-                             options=options, format=fmt, progress=progress)
+    from momentkit.data.annotations import AnnotationWarning
+
+    with warnings.catch_warnings():  # check_captions printed them
+        warnings.simplefilter("ignore", AnnotationWarning)
+        report = build_benchmark(args.captions, args.out, client=client, prompts=prompts, encoder=args.encoder,
+                                 options=options, format=fmt, progress=progress, reader_options=reader_options)
     console = Console()
     print_report(report, console)
     for level, path in report["outputs"].items():
@@ -128,18 +149,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_captions(path: str, fmt: str | None) -> str:
-    """Read the caption file once before anything else (its errors name the file and line) and check
-    that it holds captions; return its format."""
-    import warnings
-
+def check_captions(path: str, fmt: str | None, reader_options: dict | None = None) -> str:
+    """Read the caption file once before anything else (its errors name the file and line), print the
+    reader's warnings, and check that it holds captions; return its format."""
     from momentkit.data.annotations import AnnotationWarning, detect_format, read_annotations
     from momentkit.data.records import GroundingSample
 
     fmt = fmt or detect_format(path)
-    with warnings.catch_warnings():  # the pipeline reads the file again and warns then
-        warnings.simplefilter("ignore", AnnotationWarning)
-        samples = read_annotations(path, fmt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AnnotationWarning)
+        samples = read_annotations(path, fmt, **(reader_options or {}))
+    for w in caught:
+        if issubclass(w.category, AnnotationWarning):
+            print(f"momentkit make-search-queries: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not samples:
+        raise InputError("no captions to rewrite" + (" with these reader options" if reader_options else ""),
+                         path=path)
     if samples and not isinstance(samples[0], GroundingSample):
         raise InputError(f"expected captions (grounding annotations); format {fmt!r} holds "
                          f"{type(samples[0]).__name__} records", path=path)

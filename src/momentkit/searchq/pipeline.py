@@ -28,10 +28,19 @@ message; a rewrite still unreadable is dropped. All counts are in :attr:`LevelRe
 Output queries have qid ``f"{vid}_g{k}"`` (k-th group of the video) and keep, in extra fields, the
 captions they come from (``captions``, ``caption_qids``), their members' rewrites (``rewrites``) and,
 with levels, the ``level``.
+
+:func:`build_benchmark` records in the report a ``manifest`` (:func:`build_manifest`) of everything the
+build depends on: the momentkit version, the caption file (path, SHA-256, format, reader options), the
+LLM (model, base URL, every request parameter, the ``seed`` among them when one was given), the full text
+of the prompt templates and few-shot examples used (and their SHA-256), the sentence encoder and the
+pipeline options. With the LLM's answer cache (same model, messages and parameters) a build is repeated
+answer for answer; without it, the manifest says what to run again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -366,22 +375,53 @@ def report_path(out: str | os.PathLike) -> Path:
     return out.with_name(f"{out.stem}.report.json")
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_manifest(captions: str | os.PathLike, fmt: str, reader_options: dict, prompts: PromptSet,
+                   client: ChatClient, encoder_name: str, options: SearchQueryOptions) -> dict:
+    """The record of what a benchmark build depends on (see the module notes); JSON-ready."""
+    import momentkit
+
+    templates = {
+        role: {"path": t.path, "sha256": _sha256(json.dumps(t.sections, sort_keys=True).encode("utf-8")),
+               "sections": dict(t.sections)}
+        for role, t in prompts.templates.items()
+    }
+    examples = json.loads(json.dumps(prompts.examples))
+    return {
+        "momentkit": momentkit.__version__,
+        "source": {"path": str(captions), "sha256": _sha256(Path(captions).read_bytes()), "format": fmt,
+                   "reader_options": json.loads(json.dumps(reader_options, default=str))},
+        "llm": {"model": client.model, "base_url": client.base_url, "params": dict(client.params),
+                "seed": client.params.get("seed")},
+        "prompts": {"dataset": prompts.dataset, "templates": templates, "examples": examples,
+                    "examples_sha256": _sha256(json.dumps(examples, sort_keys=True).encode("utf-8"))},
+        "encoder": encoder_name,
+        "options": {"levels": options.levels, "validate": options.validate, "threshold": options.threshold,
+                    "merge_windows": options.merge_windows, "limit": options.limit},
+    }
+
+
 def build_benchmark(captions: str | os.PathLike, out: str | os.PathLike, *, client: ChatClient,
                     prompts: PromptSet, encoder: Encoder | str | None = None,
                     options: SearchQueryOptions | None = None, format: str | None = None,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, reader_options: dict | None = None) -> dict:
     """Read a caption file, build its search-query benchmark, write it and its report; return the report.
 
+    ``reader_options`` go to the format's reader (e.g. ``{"split": "test"}`` for HD-EPIC narrations).
     ``out`` gets the grounding JSON Lines (with levels: one file per level, see :func:`level_paths`);
-    the report goes to :func:`report_path` of ``out``. Both are written atomically.
+    the report, with its ``manifest``, goes to :func:`report_path` of ``out``. Both are written atomically.
     """
     from momentkit.data.annotations import detect_format, read_annotations, write_annotations
     from momentkit.io import write_json
     from momentkit.searchq.report import build_report
 
     options = options or SearchQueryOptions()
+    reader_options = dict(reader_options or {})
     fmt = format or detect_format(captions)
-    samples = read_annotations(captions, fmt)
+    samples = read_annotations(captions, fmt, **reader_options)
     if samples and not isinstance(samples[0], GroundingSample):
         raise InputError(f"expected captions (grounding annotations); format {fmt!r} holds "
                          f"{type(samples[0]).__name__} records", path=captions)
@@ -392,12 +432,15 @@ def build_benchmark(captions: str | os.PathLike, out: str | os.PathLike, *, clie
         write_annotations(path, result.levels[name].samples, "grounding-jsonl")
     report = build_report(
         result, name=Path(captions).stem,
-        source={"path": str(captions), "format": fmt, "captions_in_file": len(samples)},
+        source={"path": str(captions), "format": fmt, "captions_in_file": len(samples),
+                **({"reader_options": reader_options} if reader_options else {})},
         settings={"dataset": prompts.dataset, "levels": options.levels, "validate": options.validate,
                   "threshold": options.threshold, "encoder": pipeline.encoder_name,
                   "merge_windows": options.merge_windows, "limit": options.limit,
                   "model": client.model, "base_url": client.base_url, "params": client.params},
         llm=client.stats.as_dict(), outputs=paths,
     )
+    report["manifest"] = build_manifest(captions, fmt, reader_options, prompts, client, pipeline.encoder_name,
+                                        options)
     write_json(report_path(out), report)
     return report

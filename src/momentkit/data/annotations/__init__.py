@@ -21,6 +21,8 @@ charades-csv       detection no     Charades / CharadesEgo ``Charades_v1_train.c
 clips-csv          detection no     clip-level labels, Kinetics-style ``label,youtube_id,time_start,time_end,split``
 epic-csv           detection no     EPIC-Kitchens-100 CSVs (labelled and ``*_timestamps.csv``)
 epic-frames-txt    detection no     ``EPIC_100_train_new.txt`` (frame numbers and class ids)
+hd-epic-csv        grounding no     HD-EPIC narrations (the table of ``HD_EPIC_Narrations.pkl`` as CSV), cut
+                                    into the HD-EPIC-S windows, 80/20 split per participant
 ================== ========= ====== ===========================================================
 
 Every problem in a file raises :class:`~momentkit.errors.InputError` naming the file and the line
@@ -35,6 +37,7 @@ from momentkit.data.annotations import (  # noqa: F401  (each module registers i
     detection_json,
     epic,
     grounding_jsonl,
+    hdepic,
     superevents_json,
 )
 from momentkit.data.annotations.captions_json import read_captions_json, write_captions_json
@@ -44,6 +47,7 @@ from momentkit.data.annotations.clips_csv import read_clips_csv
 from momentkit.data.annotations.detection_json import read_detection_json, write_detection_json
 from momentkit.data.annotations.epic import read_epic_csv, read_epic_frames_txt
 from momentkit.data.annotations.grounding_jsonl import read_grounding_jsonl, write_grounding_jsonl
+from momentkit.data.annotations.hdepic import read_hdepic_csv
 from momentkit.data.annotations.registry import (
     AnnotationFormat,
     available_formats,
@@ -72,6 +76,7 @@ __all__ = [
     "read_epic_csv",
     "read_epic_frames_txt",
     "read_grounding_jsonl",
+    "read_hdepic_csv",
     "read_superevents_json",
     "register_format",
     "unregister_format",
