@@ -184,8 +184,8 @@ def train(cfg: ExperimentConfig, resume: str | None = None) -> dict:
     Returns ``{"best_checkpoint", "curve": [rows], "val": metrics, "test": metrics}``."""
     from momentkit.io import check_output
 
-    check_accelerator(cfg.train.accelerator, cfg.train.devices)
-    launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
+    devices, _ = launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
+    check_accelerator(cfg.train.accelerator, devices)
     out = Path(cfg.train.out_dir)
     check_output(out, "dir", option="train.out_dir")
     ckpt_dir = out / "checkpoints"
@@ -379,8 +379,8 @@ def test(cfg: ExperimentConfig, ckpt: str | list[str], split: str = "val") -> di
     from momentkit.tasks import get_task
     from momentkit.training.module import TaskModule
 
-    check_accelerator(cfg.train.accelerator, cfg.train.devices)
-    launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
+    devices, _ = launched_devices(cfg.train.devices, cfg.train.num_nodes)  # agrees with torchrun
+    check_accelerator(cfg.train.accelerator, devices)
     ckpts = [ckpt] if isinstance(ckpt, str | os.PathLike) else list(ckpt)
     model, run_cfg, path = load_run(ckpts[0])
     if len(ckpts) > 1:
