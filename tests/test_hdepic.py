@@ -238,7 +238,7 @@ def test_make_search_queries_command(tmp_path, monkeypatch, capsys):
     server = ScriptedLLM(lambda body: Scripted._request(None, body["messages"]))
     try:
         out = tmp_path / "hd_epic_s_test.jsonl"
-        code = main(["make-search-queries", str(NARR), "--out", str(out), "-o", "split=test", "--seed", "7",
+        code = main(["make-search-queries", str(NARR), "--out", str(out), "-o", "split=test", "--llm-seed", "7",
                      "--dataset", str(EXAMPLES), "--base-url", server.base_url, "--llm-model", "m", "--no-cache"])
         assert code == 0
         assert all(body["seed"] == 7 and body["temperature"] == 0.0 for body in server.bodies)

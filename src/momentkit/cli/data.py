@@ -100,7 +100,7 @@ def _dist(d: dict, keys: tuple[str, ...]) -> str:
 
 
 def _by_moments(counts: dict) -> str:
-    """``{"1": a, "2": b, "3": c, ...}`` -> ``"a / b / c+..."`` (the QV-M2 groups of target moments)."""
+    """``{"1": a, "2": b, "3": c, "4": d, ...}`` -> ``"a / b / c + d + ..."`` (the QV-M2 groups of targets)."""
     n = {int(k): v for k, v in counts.items()}
     return " / ".join(str(x) for x in (n.get(1, 0), n.get(2, 0), sum(v for k, v in n.items() if k >= 3)))
 

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
         epilog="environment: MOMENTKIT_LLM_BASE_URL (else OPENAI_BASE_URL), MOMENTKIT_LLM_MODEL, "
         "MOMENTKIT_LLM_API_KEY (else OPENAI_API_KEY). Example: momentkit make-search-queries "
         "yc2_val.json --out yc2_s_val.jsonl --dataset youcook2 --base-url http://localhost:8000/v1 "
-        "--llm-model google/gemma-3-12b-it --seed 0. HD-EPIC-S: momentkit make-search-queries "
+        "--llm-model google/gemma-3-12b-it --llm-seed 0. HD-EPIC-S: momentkit make-search-queries "
         "HD_EPIC_Narrations.csv -o split=test --levels --dataset configs/searchq/hd-epic.json "
         "--out hd_epic_s.jsonl ...",
     )
@@ -56,7 +56,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE.jsonl",
                    help="output grounding JSON Lines (with --levels: FILE_S1.jsonl, ...) and FILE.report.json")
     p.add_argument("--format", default=None, help="annotation format of CAPTIONS (default: detected)")
-    p.add_argument("--option", "-o", dest="reader_options", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--reader-option", "-o", dest="reader_options", action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="option of the CAPTIONS reader, repeatable; VALUE is parsed as JSON when it can be "
                    "(HD-EPIC narrations: split=train|test, window_frames=500, fps=3, boundary=clip|drop, "
                    "test_fraction=0.2, split_seed=N, durations=CSV)")
@@ -75,9 +76,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", dest="llm_model", action=DeprecatedAlias, new="--llm-model")
     p.add_argument("--api-key", default=None, help="API key (sent as a bearer token; none by default)")
     p.add_argument("--temperature", type=nonneg_float, default=0.0, help="sampling temperature, >= 0 (default: 0)")
-    p.add_argument("--seed", type=nonneg_int, default=None, metavar="N",
-                   help="sampling seed sent with every request (the OpenAI 'seed' parameter; vLLM and llama.cpp "
-                   "servers honour it), recorded in the report's manifest (default: none sent)")
+    p.add_argument("--llm-seed", type=nonneg_int, default=None, metavar="N",
+                   help="the LLM's sampling seed, sent with every request (the OpenAI 'seed' parameter; vLLM and "
+                   "llama.cpp servers honour it) and recorded in the report's manifest (default: none sent)")
     p.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                    help="answer length limit sent to the endpoint, 1 or more (default: the endpoint's)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     from momentkit.cli.data import parse_options
 
     # inputs, then outputs, then the endpoint: the cheapest mistakes are reported first
-    reader_options = parse_options(args.reader_options)
+    with option_fields({"--option": "--reader-option"}):
+        reader_options = parse_options(args.reader_options)
     fmt = check_captions(args.captions, args.format, reader_options)
     with option_fields(LIBRARY_OPTIONS):
         options = SearchQueryOptions(levels=args.levels, validate=args.validate, threshold=args.threshold,
@@ -124,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     params: dict = {"temperature": args.temperature}
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
-    if args.seed is not None:
-        params["seed"] = args.seed
+    if args.llm_seed is not None:
+        params["seed"] = args.llm_seed
     with option_fields(LIBRARY_OPTIONS, {"--model": "--llm-model"}):
         client = ChatClient.from_env(
             base_url=args.base_url, model=args.llm_model, api_key=args.api_key, params=params,
