@@ -4,8 +4,8 @@ curves over such pairs, see :mod:`momentkit.metrics.diagnostics`).
 
 Trained on a tiny synthetic set, SDST as the paper configures it (projection dropout 0.5, no negative
 pairs) is query-blind here (its curves correlate above 0.65), while the configuration
-``configs/synthetic/qvh_small_sdst.yaml`` ships -- dropout 0.1 and negative pairs with the
-``query_contrast`` term at weight 0.3 -- is not (below 0.5). The second assertion is the point of the test; the
+``configs/synthetic/qvh_small_sdst.yaml`` ships -- dropout 0.1, negative pairs with the
+``query_contrast`` term at weight 0.3 and the per-clip ``saliency_bce`` term at 0.1 -- is not (below 0.5). The second assertion is the point of the test; the
 first shows that the test can fail.
 """
 
@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 WEIGHTS = {"span": 1.0, "iou": 1.0, "label": 1.0, "saliency": 0.1, "video_align": 0.1, "layer_align": 0.1,
            "actionness": 1.0}
 PAPER = {"input_dropout": 0.5, "neg_pairs": False, "loss_weights": WEIGHTS}
-LISTENS = {"input_dropout": 0.1, "neg_pairs": True, "loss_weights": {**WEIGHTS, "query_contrast": 0.3}}
+LISTENS = {"input_dropout": 0.1, "neg_pairs": True,
+           "loss_weights": {**WEIGHTS, "query_contrast": 0.3, "saliency_bce": 0.1}}
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,30 @@ def test_query_contrast_leaves_out_clips_relevant_to_both_queries():
     got = query_contrast_term(C(), x)
     # only clip 0 counts: -log sigmoid(1 - 0)
     assert got.item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(1.0)).item(), rel=1e-6)
+
+
+def test_saliency_bce_scores_every_clip_by_hand():
+    import math
+
+    import torch
+
+    from momentkit.models.criterion import LossInputs, saliency_bce_term
+
+    class C:
+        temperature = 0.5
+
+    # logits s / 0.5: own query [1, -1, 0] against targets [1, 0, 0] (saliency > 0), the last clip
+    # padded in the second sample; other query's pass [0, 1, 3] against 0, clip 2 not allowed
+    outputs = {"saliency_scores": torch.tensor([[0.5, -0.5, 0.0], [0.0, 0.0, 9.0]]),
+               "saliency_scores_neg": torch.tensor([[0.0, 0.5, 1.5], [0.0, 0.0, 0.0]]),
+               "saliency_neg_ok": torch.tensor([[True, True, False], [False, False, False]])}
+    batch = {"saliency": torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]]),
+             "video_mask": torch.tensor([[True, True, True], [True, True, False]])}
+    got = saliency_bce_term(C(), LossInputs(outputs, batch, None, None)).item()
+    sp = lambda z: math.log1p(math.exp(z))  # noqa: E731  softplus: -log sigmoid(-z) = BCE(z, target 0)
+    own = sp(-1) + sp(-1) + sp(0) + sp(0) + sp(-0)  # sample 2: logit 0 at clips 0 (target 0), 1 (target 1)
+    neg = sp(0) + sp(1)
+    assert got == pytest.approx((own + neg) / 7, rel=1e-6)
+    without_neg = {k: v for k, v in outputs.items() if k == "saliency_scores"}
+    got = saliency_bce_term(C(), LossInputs(without_neg, batch, None, None)).item()
+    assert got == pytest.approx(own / 5, rel=1e-6)

@@ -41,16 +41,16 @@ def register(sub) -> None:
 
 
 # SDST, the project's best model, at a small width: it beats the oracle within a few minutes on a
-# CPU, where DETR-style baselines need many more epochs (see benchmarks/RESULTS.md). Two departures
+# CPU, where DETR-style baselines need many more epochs (see benchmarks/RESULTS.md). Three departures
 # from the paper's configuration make it listen to the query (benchmarks/RESULTS.md, "Does SDST
-# listen to the query?"): projection dropout 0.1 (paper 0.5) and negative pairs with the
-# query_contrast loss term at weight 0.3.
+# listen to the query?"): projection dropout 0.1 (paper 0.5), negative pairs with the query_contrast
+# loss term at weight 0.3, and the per-clip saliency_bce term at weight 0.1.
 DEMO_CONFIG = {
     "data": {"clip_len": 2.0, "max_v_len": 75, "max_q_len": 32, "use_tef": True, "batch_size": 32},
     "model": {"name": "sdst", "hidden_dim": 64, "ffn_dim": 256, "nheads": 4, "cnn_hidden": 64,
               "num_queries": 10, "text_cls": False, "input_dropout": 0.1, "neg_pairs": True,
               "loss_weights": {"span": 1.0, "iou": 1.0, "label": 1.0, "saliency": 0.1, "query_contrast": 0.3,
-                               "video_align": 0.1, "layer_align": 0.1, "actionness": 1.0}},
+                               "saliency_bce": 0.1, "video_align": 0.1, "layer_align": 0.1, "actionness": 1.0}},
     "train": {"epochs": 12, "lr": 3e-4, "weight_decay": 1e-4, "grad_clip": 35.0, "progress": True,
               "monitor": "MR-full-mAP", "eval_every": 2},
     "eval": {"task": "grounding", "nms": "gaussian"},

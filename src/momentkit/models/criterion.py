@@ -37,6 +37,9 @@ Once per batch (logged ``loss_<term>``), on outputs ``saliency_scores (B, T)`` u
   the sample's own query above the score with another sample's query, outputs ``saliency_scores_neg``:
   ``-log sigmoid((s - s_neg) / temperature)``; clips where outputs ``saliency_neg_ok`` is False (relevant
   to the other query as well) are left out.
+- ``saliency_bce``: every valid clip's ``sigmoid(s / temperature)`` against "inside a window" (batch
+  ``saliency > 0``), and, with outputs ``saliency_scores_neg``, the clips of the other query's pass
+  against 0 (where ``saliency_neg_ok``); mean binary cross-entropy.
 - ``video_align`` / ``layer_align`` (SDST): InfoNCE between outputs ``level_video (L, B, T, F)`` and
   ``level_text (L, B, F)`` across the videos of the batch / across the levels, on the clips that
   overlap a window (``temperature``; batch ``meta[i]["vid"]`` keeps queries of one video apart).
@@ -241,6 +244,34 @@ def query_contrast_term(c: SetCriterion, x: LossInputs) -> torch.Tensor | None:
         ok = ok & x.outputs["saliency_neg_ok"].gather(1, pos)
     loss = -F.logsigmoid((s - s_neg) / c.temperature)
     return torch.where(ok, loss, 0.0).sum() / ok.sum().clamp(min=1)
+
+
+@register_term("saliency_bce")
+def saliency_bce_term(c: SetCriterion, x: LossInputs) -> torch.Tensor | None:
+    """Absolute relevance of every clip: binary cross-entropy of ``sigmoid(s / temperature)`` against
+    "inside a window of the query" (batch ``saliency (B, T) > 0``) over the valid clips of
+    ``saliency_scores (B, T)``, and against 0 over the clips of ``saliency_scores_neg`` (the video with
+    another query) where ``saliency_neg_ok`` allows; mean over the clips that count. Unlike the ranking
+    losses it asks the clips of another query's moment to score as low as the background."""
+    if "saliency" not in x.batch:
+        return None
+    s = x.outputs["saliency_scores"].float() / c.temperature
+    target = (x.batch_on_device("saliency") > 0).float()
+    ok = x.video_mask.bool()
+    if "saliency_valid" in x.batch:
+        ok = ok & x.batch_on_device("saliency_valid").bool()[:, None]
+    total = torch.where(ok, F.binary_cross_entropy_with_logits(s, target, reduction="none"), 0.0).sum()
+    count = ok.sum()
+    neg = x.outputs.get("saliency_scores_neg")
+    if neg is not None:
+        ok_neg = x.video_mask.bool()
+        if "saliency_neg_ok" in x.outputs:
+            ok_neg = ok_neg & x.outputs["saliency_neg_ok"]
+        n = neg.float() / c.temperature
+        total = total + torch.where(ok_neg, F.binary_cross_entropy_with_logits(n, torch.zeros_like(n),
+                                                                                 reduction="none"), 0.0).sum()
+        count = count + ok_neg.sum()
+    return total / count.clamp(min=1)
 
 
 @register_term("video_align")

@@ -34,7 +34,8 @@ Choices where the paper leaves room (each visible in :class:`SDSTConfig`):
 - Losses: the shared :class:`~momentkit.models.criterion.SetCriterion` (as Moment-DETR's), with the
   :class:`HungarianMatcher` (focal class cost, L1, gIoU) matching every level on its own, all levels in
   one cost matrix; set terms ``span``, ``iou`` (``1 - IoU``), ``label`` (focal) at every level,
-  ``saliency`` (SampledNCE), ``video_align``, ``layer_align``, ``actionness`` (see :mod:`.criterion`).
+  ``saliency`` (SampledNCE), ``video_align``, ``layer_align``, ``actionness`` (see :mod:`.criterion`);
+  not in the paper, for query dependence: ``query_contrast`` (with ``neg_pairs``) and ``saliency_bce``.
 - The alignment losses use the projected clips ``V^l`` and ``pool(T^l)`` of every level; their
   positives are the clips that overlap a ground-truth window (see :mod:`.sdst_losses`).
 
@@ -84,7 +85,8 @@ from momentkit.models.utils import count_parameters
 
 SPARSE_MODULES = ("text_ca", "self_attn", "video_attn", "ffn")
 ATTENTIONS = ("rdsa", "deformable", "ca")
-LOSS_TERMS = ("span", "iou", "label", "saliency", "query_contrast", "video_align", "layer_align", "actionness")
+LOSS_TERMS = ("span", "iou", "label", "saliency", "query_contrast", "saliency_bce", "video_align", "layer_align",
+              "actionness")
 TEXT_POOLS = ("attention", "mean")
 
 
