@@ -12,6 +12,7 @@
 """
 
 from momentkit.models import detr  # noqa: F401  (registers the built-in models)
+from momentkit.models import cg_detr  # noqa: F401
 from momentkit.models import sdst  # noqa: F401
 from momentkit.models import coarse_fine  # noqa: F401
 from momentkit.models import victr, clip_baselines  # noqa: F401  (task classification)
