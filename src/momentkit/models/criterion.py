@@ -43,8 +43,8 @@ Once per batch (logged ``loss_<term>``), on outputs ``saliency_scores (B, T)`` u
 - ``video_align`` / ``layer_align`` (SDST): InfoNCE between outputs ``level_video (L, B, T, F)`` and
   ``level_text (L, B, F)`` across the videos of the batch / across the levels, on the clips that
   overlap a window (``temperature``; batch ``meta[i]["vid"]`` keeps queries of one video apart).
-- ``actionness`` (SDST): L1 between outputs ``pred_actionness (B, Q)`` and the largest IoU of each of
-  ``pred_spans`` with a window of its sample.
+- ``actionness`` (SDST; Moment-DETR / QD-DETR with ``actionness: true``): L1 between outputs
+  ``pred_actionness (B, Q)`` and the largest IoU of each of ``pred_spans`` with a window of its sample.
 
 Inputs. Outputs: ``pred_logits (B, Q, C)``, ``pred_spans (B, Q, 2)`` (normalised centre-width) -- the
 last level -- and the earlier levels either stacked with it, ``level_logits (L, B, Q, C)`` /
@@ -54,6 +54,23 @@ of normalised centre-width windows; ``video_mask (B, T)``, 1 (True) = valid clip
 counts); the keys of the terms above.
 
 Total: term by term in the order above, ``weight * (sum of the term over the levels)``.
+
+Matching variants (thesis 001, Tab. 3.5-3.6; :mod:`momentkit.models.matcher`), for every DETR-style
+model (the model's config chooses; :class:`~momentkit.models.detr.DETRConfig` documents them):
+
+- ``match_k`` (criterion option): the per-level terms match each window to up to ``match_k``
+  predictions (one-to-k); 1 = one-to-one (DETR).
+- Group matching: outputs ``query_groups`` (an int, training only) says that the ``Q`` predictions are
+  that many groups of queries decoded apart; each group is matched one-to-one on its own (Group DETR).
+  The per-level terms then average over the groups (the span and IoU terms are means over all matched
+  pairs, the label term a mean over all predictions).
+- Hybrid matching: outputs ``one2many`` (training only), a dict of ``pred_logits (B, Q_m, C)``,
+  ``pred_spans (B, Q_m, 2)`` and ``aux_outputs`` of a second set of queries; its levels are matched
+  one-to-k with ``one2many_k`` and the per-level terms of that branch are added with the weight
+  ``one2many_weight * weight`` (H-DETR), logged ``loss_<term>_o2m`` (last level).
+- Augmented targets: outputs ``targets`` (training with GT replication, see
+  :func:`momentkit.ops.gt_replication.replicate_moments`), a dict of batch keys (``spans``,
+  ``saliency``, ...) that replace the batch's for every term.
 
 Speed: the windows are packed once (:func:`~momentkit.models.losses.pack_spans`) and every level is
 matched with one cost matrix and one device-to-host copy (:meth:`HungarianMatcher.match_levels`);
@@ -95,13 +112,15 @@ from momentkit.models.sdst_losses import (
 class LevelMatch:
     """Every level's predictions, matched to the targets level by level (one cost matrix for all).
 
-    ``logits (L, B, Q, C)``, ``spans (L, B, Q, 2)``; ``index``: the (level, sample, prediction) of the
+    ``logits (L, B, Q, C)``, ``spans (L, B, Q, 2)``; ``k``, ``groups``: the matching variant (see
+    :mod:`momentkit.models.matcher`); ``index``: the (level, sample, prediction) of the
     matched predictions, three ``(L * n,)`` tensors, level-major; :attr:`pred` / :attr:`target`: the
     matched spans and their windows, ``(L, n, 2)``.
     """
 
-    def __init__(self, logits: torch.Tensor, spans: torch.Tensor, targets: PackedSpans, matcher: HungarianMatcher):
-        match = matcher.match_levels(logits, spans, targets.spans, list(targets.sizes)).to(spans.device)
+    def __init__(self, logits: torch.Tensor, spans: torch.Tensor, targets: PackedSpans, matcher: HungarianMatcher,
+                 k: int = 1, groups: int = 1):
+        match = matcher.match_levels(logits, spans, targets.spans, list(targets.sizes), k, groups).to(spans.device)
         self.logits, self.spans, self.levels = logits, spans, spans.shape[0]
         self.n = match.shape[1] // self.levels
         level, sample, pred, self._rows = match.unbind(0)
@@ -313,8 +332,10 @@ class SetCriterion(nn.Module):
                  label_loss: str = "ce", focal_alpha: float = 0.25, focal_gamma: float = 2.0,
                  iou_loss: str = "giou", saliency_loss: str = "margin", saliency_margin: float = 0.2,
                  rank_levels: int = 12, rank_tau: float = 0.5, temperature: float = 0.07,
-                 aux_loss: bool = True):
+                 aux_loss: bool = True, match_k: int = 1, one2many_k: int = 6, one2many_weight: float = 1.0):
         super().__init__()
+        if match_k < 1 or one2many_k < 1:
+            raise ValueError(f"match_k and one2many_k must be at least 1, got {match_k}, {one2many_k}")
         kinds = {"label_loss": (label_loss, ("ce", "focal")), "iou_loss": (iou_loss, ("giou", "iou")),
                  "saliency_loss": (saliency_loss, ("margin", "sampled_nce"))}
         for name, (value, allowed) in kinds.items():
@@ -330,6 +351,7 @@ class SetCriterion(nn.Module):
         self.focal_alpha, self.focal_gamma, self.iou_loss = focal_alpha, focal_gamma, iou_loss
         self.saliency_loss, self.saliency_margin, self.temperature = saliency_loss, saliency_margin, temperature
         self.rank_levels, self.rank_tau = rank_levels, rank_tau
+        self.match_k, self.one2many_k, self.one2many_weight = match_k, one2many_k, one2many_weight
 
     def levels(self, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``logits (L, B, Q, C)`` and ``spans (L, B, Q, 2)`` of the levels that are scored, the last one
@@ -341,13 +363,18 @@ class SetCriterion(nn.Module):
         return torch.stack([o["pred_logits"] for o in levels]), torch.stack([o["pred_spans"] for o in levels])
 
     def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if "targets" in outputs:  # targets augmented by the model in training (GT replication)
+            batch = {**batch, **outputs["targets"]}
         if "spans" not in batch:
             raise InputError("missing from the batch", field="spans")
         b = outputs["pred_spans"].shape[0]
         if len(batch["spans"]) != b:
             raise InputError(f"{len(batch['spans'])} target lists for a batch of {b}", field="spans")
         targets = pack_spans(batch["spans"], outputs["pred_spans"].device)
-        match = LevelMatch(*self.levels(outputs), targets, self.matcher) if PER_LEVEL & set(self.terms) else None
+        per_level_terms = PER_LEVEL & set(self.terms)
+        groups = int(outputs.get("query_groups", 1))
+        match = LevelMatch(*self.levels(outputs), targets, self.matcher, self.match_k, groups) \
+            if per_level_terms else None
         x = LossInputs(outputs, batch, targets, match)
         values = {}
         for name in self.terms:
@@ -361,4 +388,12 @@ class SetCriterion(nn.Module):
         named = {f"loss_{name}": value[-1] if name in PER_LEVEL else value for name, value in values.items()}
         for level in range(match.levels - 1 if match else 0):
             named.update({f"loss_{name}_{level}": values[name][level] for name in per_level})
+        if "one2many" in outputs and per_level_terms:  # hybrid matching: the one-to-many branch
+            o2m = outputs["one2many"]
+            m2 = LevelMatch(*self.levels(o2m), targets, self.matcher, self.one2many_k)
+            x2 = LossInputs(o2m, batch, targets, m2)
+            for name in (t for t in self.terms if t in PER_LEVEL):
+                value = TERMS[name](self, x2)
+                total = total + self.one2many_weight * self.weights[name] * value.sum()
+                named[f"loss_{name}_o2m"] = value[-1]
         return total, {k: v.detach() for k, v in named.items()}

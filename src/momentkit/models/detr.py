@@ -17,6 +17,36 @@ Outputs: ``pred_logits (B, Q, C)``, ``pred_spans (B, Q, 2)`` (normalised cxw), `
 (B, T)`` (padded positions hold unused values), ``aux_outputs`` (one dict per earlier decoder
 layer), and in training with ``neg_pair`` and B > 1, ``saliency_scores_neg``.
 
+Matching and calibration variants (thesis 001, chapter 3, Tab. 3.5-3.6 and 3.9; defaults are the
+published behaviour, one-to-one matching and no actionness):
+
+- ``matching: one_to_k`` (Tab. 3.5 "1-to-5" / "1-to-k"): every window is matched to up to ``match_k``
+  predictions (the windows repeated ``match_k`` times, then one-to-one; ``match_k >= num_queries``
+  matches every query), in every decoder layer.
+- ``matching: group`` (Group DETR, Chen et al. 2023): in training the decoder runs ``match_groups``
+  groups of ``num_queries`` queries, each group on its own (no attention between groups: the groups
+  are decoded as separate batch entries) and matched one-to-one on its own; the losses average over
+  the groups. Evaluation uses the first group only. Group DETR uses 11 groups.
+- ``matching: hybrid`` (H-DETR's hybrid branch scheme, Jia et al. 2023): the ``num_queries`` queries
+  keep one-to-one matching; in training a second set of ``hybrid_queries`` queries is decoded by the
+  same decoder and heads, apart from the first, and matched one-to-k (``match_k``; H-DETR uses 6
+  and 5x as many queries), its losses added with weight ``hybrid_weight``. Evaluation uses the
+  one-to-one queries only.
+- ``gt_replication: p`` (Tab. 3.5 "+data_augmentation"): in training, a sample gets, with probability
+  ``p``, ``gt_replication_copies`` copies of its moments pasted at free places of its video
+  (:mod:`momentkit.ops.gt_replication`); ``forward`` then reads the batch's targets and returns the
+  augmented ones under ``targets``, which :meth:`loss` uses.
+- ``actionness: true`` (Tab. 3.9 "+actionness", TadTR, Liu et al. 2022): an actionness head, a 3-layer
+  MLP on ``roi_size`` samples of the encoded clips inside each final predicted span (detached),
+  trained by the ``actionness`` term (L1 to the span's largest IoU with a window; weight 1 unless
+  ``loss_weights`` sets it); predictions are ranked by ``sqrt(p_fg * actionness)`` (outputs
+  ``pred_actionness``, ``pred_confidence (B, Q)``), as SDST.
+- Tab. 3.9 "+SFL" (the sigmoid focal loss, whose calibration Komisarenko & Kull 2024 relate to
+  temperature scaling) is ``label_loss: focal`` with ``num_classes: 1``.
+
+The decoder's own fixes of the same chapter are ``decoder_self_attn: false`` (-SA) and
+``query_dropout: 0.25`` (+QD).
+
 Differences from the reference code: QD-DETR's decoder is DAB-DETR's conditional cross-attention
 (content and positional parts concatenated per head, query scaling, width modulation); here the
 anchor's positional query is simply added to the content, in the same DETR layers Moment-DETR uses.
@@ -32,8 +62,9 @@ import torch
 from torch import nn
 
 from momentkit.errors import InputError
+from momentkit.ops.gt_replication import replicate_moments
 from momentkit.models.criterion import SetCriterion
-from momentkit.models.heads import LinearSaliencyHead, TokenSaliencyHead
+from momentkit.models.heads import LinearSaliencyHead, TokenSaliencyHead, foreground_prob
 from momentkit.models.layers import MLP, input_projection, inverse_sigmoid
 from momentkit.models.matcher import HungarianMatcher
 from momentkit.models.position_encoding import (
@@ -42,6 +73,7 @@ from momentkit.models.position_encoding import (
     temporal_endpoint_feature,
 )
 from momentkit.models.postprocess import postprocess
+from momentkit.models.rdsa import roi_align_1d
 from momentkit.models.registry import register_model
 from momentkit.models.transformer import (
     CrossAttentionLayer,
@@ -51,7 +83,8 @@ from momentkit.models.transformer import (
     TransformerEncoder,
 )
 
-LOSS_TERMS = ("span", "iou", "label", "saliency", "rank", "neg_pair")  # the criterion terms this model feeds
+LOSS_TERMS = ("span", "iou", "label", "saliency", "rank", "neg_pair", "actionness")  # the criterion terms it feeds
+MATCHINGS = ("one_to_one", "one_to_k", "group", "hybrid")
 
 
 @dataclass
@@ -102,16 +135,27 @@ class DETRConfig:
     cost_class: float = 4.0
     cost_span: float = 10.0
     cost_giou: float = 1.0
+    # matching and calibration variants (see the module docstring); defaults: published behaviour
+    matching: str = "one_to_one"  # "one_to_one" | "one_to_k" | "group" | "hybrid"
+    match_k: int = 5  # one_to_k: predictions per window; hybrid: k of the one-to-many branch
+    match_groups: int = 11  # group: query groups in training
+    hybrid_queries: int = 50  # hybrid: queries of the one-to-many branch (training only)
+    hybrid_weight: float = 1.0  # hybrid: weight of the one-to-many branch's losses
+    gt_replication: float = 0.0  # probability that a training sample gets copies of its moments
+    gt_replication_copies: int = 1  # copies pasted into an augmented sample
+    actionness: bool = False  # actionness head (TadTR); adds the "actionness" loss term
+    roi_size: int = 16  # actionness: samples of the encoded clips per predicted span
 
     def __post_init__(self):
         choices = {"query_type": ("learned", "anchor"), "label_loss": ("ce", "focal"),
                    "activation": ("relu", "gelu"), "video_pos": ("sine", "learned", "zero"),
-                   "text_pos": ("sine", "learned", "zero")}
+                   "text_pos": ("sine", "learned", "zero"), "matching": MATCHINGS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"must be one of {allowed}, got {getattr(self, name)!r}", field=name)
         for name in ("video_dim", "text_dim", "hidden_dim", "nheads", "num_queries", "dec_layers",
-                     "input_proj_layers", "ffn_dim"):
+                     "input_proj_layers", "ffn_dim", "match_k", "match_groups", "hybrid_queries",
+                     "gt_replication_copies", "roi_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"must be at least 1, got {getattr(self, name)}", field=name)
         if self.hidden_dim % self.nheads or self.hidden_dim % 4:
@@ -119,6 +163,10 @@ class DETRConfig:
         for name in ("query_dropout", "dropout", "input_dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"must be in [0, 1), got {getattr(self, name)}", field=name)
+        if not 0.0 <= self.gt_replication <= 1.0:
+            raise InputError(f"must be in [0, 1], got {self.gt_replication}", field="gt_replication")
+        if not self.hybrid_weight >= 0.0:
+            raise InputError(f"must be at least 0, got {self.hybrid_weight}", field="hybrid_weight")
         if (self.label_loss == "ce") != (self.num_classes == 2) or self.num_classes not in (1, 2):
             raise InputError("label_loss 'ce' needs num_classes 2, 'focal' needs num_classes 1",
                              field="num_classes")
@@ -133,6 +181,11 @@ class DETRConfig:
         if unknown:
             raise InputError(f"unknown loss term(s) {sorted(unknown)}; known: {list(LOSS_TERMS)}",
                              field="loss_weights")
+        if "actionness" in self.loss_weights and not self.actionness:
+            raise InputError("the 'actionness' term needs the actionness head: set actionness: true",
+                             field="loss_weights")
+        if self.actionness and "actionness" not in self.loss_weights:
+            self.loss_weights = {**self.loss_weights, "actionness": 1.0}  # a new dict: presets stay as they are
 
 
 PRESETS: dict[str, dict] = {
@@ -195,25 +248,36 @@ class MomentDETR(nn.Module):
         self.saliency_head = TokenSaliencyHead(d) if cfg.saliency_token else LinearSaliencyHead(d)
         self.class_head = nn.Linear(d, cfg.num_classes)
         self.span_head = MLP(d, d, 2, 3)
+        # group matching: match_groups groups of queries in one table, the first group evaluated
+        n_queries = cfg.num_queries * (cfg.match_groups if cfg.matching == "group" else 1)
         if cfg.query_type == "learned":
-            self.query_embed = nn.Embedding(cfg.num_queries, d)
+            self.query_embed = nn.Embedding(n_queries, d)
+            if cfg.matching == "hybrid":
+                self.query_embed_o2m = nn.Embedding(cfg.hybrid_queries, d)
         else:
-            self.anchors = nn.Embedding(cfg.num_queries, 2)  # (centre, width) logits
+            self.anchors = nn.Embedding(n_queries, 2)  # (centre, width) logits
+            if cfg.matching == "hybrid":
+                self.anchors_o2m = nn.Embedding(cfg.hybrid_queries, 2)
             self.ref_point_head = MLP(d, d, d, 2)
             nn.init.zeros_(self.span_head.layers[-1].weight)  # first predictions = the anchors
             nn.init.zeros_(self.span_head.layers[-1].bias)
+        if cfg.actionness:
+            self.actionness_head = MLP(cfg.roi_size * d, d, 1, 3)
         self.criterion = SetCriterion(
             HungarianMatcher(cfg.cost_class, cfg.cost_span, cfg.cost_giou,
                              "focal" if cfg.label_loss == "focal" else "prob"),
             cfg.loss_weights, eos_coef=cfg.eos_coef, label_loss=cfg.label_loss, iou_loss="giou",
             saliency_loss="margin", saliency_margin=cfg.saliency_margin, rank_levels=cfg.rank_levels,
             rank_tau=cfg.rank_tau, aux_loss=cfg.aux_loss,
+            match_k=cfg.match_k if cfg.matching == "one_to_k" else 1,
+            one2many_k=cfg.match_k, one2many_weight=cfg.hybrid_weight,
         )
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict) -> dict:
         cfg = self.config
         v, vm, t, tm = _check_inputs(batch, cfg)
+        v, targets = self.augment(batch, v)
         dtype = self.class_head.weight.dtype
         v, t = v.to(dtype), t.to(dtype)
         if cfg.tef:
@@ -221,19 +285,60 @@ class MomentDETR(nn.Module):
         v, t = self.video_proj(v), self.text_proj(t)
         pos_v, pos_t = self.video_pos(vm).to(v), self.text_pos(tm).to(t)
         enc = self._encode(v, vm, pos_v, t, tm, pos_t)
-        hs, spans = self._decode(enc["memory"], ~enc["memory_mask"], enc["memory_pos"])
-        logits = self.class_head(hs)
-        out = {
-            "pred_logits": logits[-1],
-            "pred_spans": spans[-1],
-            "saliency_scores": self.saliency_head(enc["clips"], enc["token"]),
-        }
-        if cfg.aux_loss:
-            out["aux_outputs"] = [{"pred_logits": a, "pred_spans": b} for a, b in zip(logits[:-1], spans[:-1])]
+        out = self.decoder_outputs(enc["memory"], ~enc["memory_mask"], enc["memory_pos"], enc["clips"], vm)
+        out["saliency_scores"] = self.saliency_head(enc["clips"], enc["token"])
+        if targets is not None:
+            out["targets"] = targets
         if cfg.neg_pair and self.training and v.shape[0] > 1:
             # each video paired with the next sample's query (QD-DETR negative pairs)
             neg = self._encode(v, vm, pos_v, t.roll(-1, 0), tm.roll(-1, 0), pos_t.roll(-1, 0))
             out["saliency_scores_neg"] = self.saliency_head(neg["clips"], neg["token"])
+        return out
+
+    # ------------------------------------------------------------------ what every DETR-style model shares
+    def augment(self, batch: dict, video: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        """GT replication (``gt_replication``, training only): the video features ``(B, T, Dv)`` with
+        pasted moments and the augmented targets (for ``outputs["targets"]``), or ``video`` and None."""
+        cfg = self.config
+        if not (cfg.gt_replication > 0 and self.training and "spans" in batch):
+            return video, None
+        targets = replicate_moments({**batch, "video_feats": video}, cfg.gt_replication, cfg.gt_replication_copies)
+        return targets.pop("video_feats"), targets
+
+    def decoder_outputs(self, memory, memory_pad, pos, clips=None, clip_mask=None) -> dict:
+        """Decode the queries over ``memory (B, S, d)`` (``memory_pad (B, S)`` True = padding, ``pos``) and
+        apply the heads: ``pred_logits (B, Q, C)``, ``pred_spans (B, Q, 2)``, ``aux_outputs``, and, as the
+        config asks, ``query_groups`` and ``Q = match_groups * num_queries`` predictions (group matching,
+        training), ``one2many`` (hybrid matching, training), ``pred_actionness`` / ``pred_confidence (B,
+        Q)`` (actionness: RoI samples of ``clips (B, T, d)``, ``clip_mask (B, T)`` True = valid clip).
+        A DETR-style model built on this class calls it, so that the matching and calibration variants
+        of the module docstring apply to it."""
+        cfg = self.config
+        groups = cfg.match_groups if cfg.matching == "group" and self.training else 1
+        queries = (self.query_embed if cfg.query_type == "learned" else self.anchors).weight
+        hs, spans = self._decode(memory, memory_pad, pos, queries[:groups * cfg.num_queries], groups)
+        out = self._heads(hs, spans)
+        if groups > 1:
+            out["query_groups"] = groups
+        if cfg.matching == "hybrid" and self.training:
+            o2m = (self.query_embed_o2m if cfg.query_type == "learned" else self.anchors_o2m).weight
+            out["one2many"] = self._heads(*self._decode(memory, memory_pad, pos, o2m))
+        if cfg.actionness:
+            if clips is None or clip_mask is None:
+                raise ValueError("the actionness head needs the encoded clips and their mask")
+            roi = roi_align_1d(clips, out["pred_spans"].detach(), clip_mask.sum(1), cfg.roi_size)  # (B, Q, size, d)
+            actionness = self.actionness_head(roi.flatten(2))[..., 0].float().sigmoid()
+            out["pred_actionness"] = actionness
+            out["pred_confidence"] = (foreground_prob(out["pred_logits"].float()) * actionness).sqrt()
+        return out
+
+    def _heads(self, hs: torch.Tensor, spans: torch.Tensor) -> dict:
+        """Class logits of every layer's hidden states ``(L, B, Q, d)``: the last layer's predictions and
+        the earlier layers' as ``aux_outputs``."""
+        logits = self.class_head(hs)
+        out = {"pred_logits": logits[-1], "pred_spans": spans[-1]}
+        if self.config.aux_loss:
+            out["aux_outputs"] = [{"pred_logits": a, "pred_spans": b} for a, b in zip(logits[:-1], spans[:-1])]
         return out
 
     def _encode(self, v, vm, pos_v, t, tm, pos_t) -> dict:
@@ -259,43 +364,61 @@ class MomentDETR(nn.Module):
             "memory_pos": pos[:, k:],
         }
 
-    def _query_keep(self, b: int, device) -> torch.Tensor | None:
-        """(B, Q, 1) mask zeroing each learnable query with probability ``query_dropout`` (training only)."""
+    def _query_keep(self, b: int, n: int, device) -> torch.Tensor | None:
+        """(B, n, 1) mask zeroing each learnable query with probability ``query_dropout`` (training only)."""
         p = self.config.query_dropout
         if not self.training or p == 0.0:
             return None
-        return (torch.rand(b, self.config.num_queries, 1, device=device) >= p).float()
+        return (torch.rand(b, n, 1, device=device) >= p).float()
 
-    def _decode(self, memory, memory_pad, pos):
-        """Decoder over the memory; returns hidden states and spans of every layer, (L, B, Q, *).
+    def _decode(self, memory, memory_pad, pos, queries: torch.Tensor | None = None, groups: int = 1):
+        """Decoder over the memory for the learned ``queries`` (``(G * n, d)`` embeddings or ``(G * n, 2)``
+        anchor logits; None: the ``num_queries`` evaluated, which leaves the variants of
+        :meth:`decoder_outputs` out); returns hidden states and spans of every layer, ``(L, B, G * n, *)``.
 
-        ``anchor`` queries (QD-DETR, simplified DAB-DETR): each query has a learned (centre, width)
-        reference; its positional query is ``MLP(sine(reference))``; each layer predicts a delta in
-        logit space, ``span = sigmoid(delta + logit(reference))``, which becomes the next layer's
-        (detached) reference. Dropped queries have their learned embedding (anchor logits) zeroed.
+        The ``groups`` consecutive groups of ``n`` queries are decoded apart (as G batch entries each,
+        so no query attends to another group's). ``anchor`` queries (QD-DETR, simplified DAB-DETR):
+        each query has a learned (centre, width) reference; its positional query is
+        ``MLP(sine(reference))``; each layer predicts a delta in logit space, ``span = sigmoid(delta +
+        logit(reference))``, which becomes the next layer's (detached) reference. Dropped queries have
+        their learned embedding (anchor logits) zeroed.
         """
         cfg = self.config
         b, d = memory.shape[0], cfg.hidden_dim
-        keep = self._query_keep(b, memory.device)
-        tgt = memory.new_zeros(b, cfg.num_queries, d)
+        if queries is None:
+            if self.training and (cfg.matching in ("group", "hybrid") or cfg.actionness or cfg.gt_replication):
+                raise NotImplementedError(
+                    f"{type(self).__name__}.forward decodes without MomentDETR.decoder_outputs, so the options "
+                    "matching (group, hybrid), actionness and gt_replication would be ignored; call "
+                    "augment() and decoder_outputs() as MomentDETR.forward does")
+            queries = (self.query_embed if cfg.query_type == "learned" else self.anchors).weight[:cfg.num_queries]
+        n = queries.shape[0] // groups
+        if groups > 1:  # (G * B, ...): group-major batch entries
+            memory, memory_pad, pos = memory.repeat(groups, 1, 1), memory_pad.repeat(groups, 1), pos.repeat(groups, 1, 1)
+            queries = queries.view(groups, 1, n, -1).expand(groups, b, n, -1).flatten(0, 1)
+        else:
+            queries = queries.expand(b, -1, -1)
+        keep = self._query_keep(queries.shape[0], n, memory.device)
+        tgt = memory.new_zeros(queries.shape[0], n, d)
         if cfg.query_type == "learned":
-            query_pos = self.query_embed.weight.expand(b, -1, -1)
-            if keep is not None:
-                query_pos = query_pos * keep
+            query_pos = queries if keep is None else queries * keep
             hs = self.decoder(tgt, memory, memory_pad, pos, query_pos)
-            return hs, self.span_head(hs).sigmoid()
-        anchors = self.anchors.weight.expand(b, -1, -1)
-        ref = (anchors if keep is None else anchors * keep).sigmoid()
-        hs, spans = [], []
-        for layer in self.decoder.layers:
-            query_pos = self.ref_point_head(span_sine_embedding(ref, d))
-            tgt = layer(tgt, memory, memory_pad, pos, query_pos)
-            h = self.decoder.norm(tgt)
-            span = (self.span_head(h) + inverse_sigmoid(ref)).sigmoid()
-            hs.append(h)
-            spans.append(span)
-            ref = span.detach()
-        return torch.stack(hs), torch.stack(spans)
+            spans = self.span_head(hs).sigmoid()
+        else:
+            ref = (queries if keep is None else queries * keep).sigmoid()
+            hs, spans = [], []
+            for layer in self.decoder.layers:
+                query_pos = self.ref_point_head(span_sine_embedding(ref, d))
+                tgt = layer(tgt, memory, memory_pad, pos, query_pos)
+                h = self.decoder.norm(tgt)
+                span = (self.span_head(h) + inverse_sigmoid(ref)).sigmoid()
+                hs.append(h)
+                spans.append(span)
+                ref = span.detach()
+            hs, spans = torch.stack(hs), torch.stack(spans)
+        if groups > 1:  # (L, G * B, n, *) -> (L, B, G * n, *)
+            hs, spans = (x.view(x.shape[0], groups, b, n, -1).transpose(1, 2).flatten(2, 3) for x in (hs, spans))
+        return hs, spans
 
     # ------------------------------------------------------------------ loss / predictions
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -305,7 +428,11 @@ class MomentDETR(nn.Module):
         return self.criterion(outputs, batch)
 
     def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
-        """Prediction rows in seconds (see :func:`momentkit.models.postprocess.postprocess`)."""
+        """Prediction rows in seconds (see :func:`momentkit.models.postprocess.postprocess`), ranked by
+        the foreground probability, or by ``pred_confidence`` with the actionness head."""
+        if "pred_confidence" in outputs:  # postprocess() reads sigmoid(logit) of a single-logit head
+            conf = outputs["pred_confidence"].detach().double()
+            outputs = {**outputs, "pred_logits": torch.logit(conf)[..., None]}
         return postprocess(outputs, batch, **kwargs)
 
 

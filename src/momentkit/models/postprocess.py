@@ -3,7 +3,9 @@
 Output rows: ``{"qid", "query" (if the meta has it), "vid", "pred_relevant_windows": [[st, ed,
 score], ...], "pred_saliency_scores": [...]}`` with windows in seconds, clamped to [0, duration],
 sorted by descending score (stable), optionally NMS-ed, at most ``max_windows``; one saliency score
-per valid clip.
+per valid clip. With ``slot_windows=True`` a row also carries ``"slot_windows": [[st, ed, score], ...]``:
+the window of every decoder query, in slot order (row ``q`` = query ``q``), before sorting, NMS and
+``max_windows``, with the model's own score (what :mod:`momentkit.metrics.decoder_queries` reads).
 
 Normalised spans are turned into seconds by multiplying by the span the clips cover,
 ``num_clips * clip_len`` (how the grounding dataset normalises its targets), or by ``duration`` when
@@ -57,12 +59,14 @@ def postprocess(
     max_before_nms: int | None = None,
     round_multiple: float | None = None,
     decimals: int | None = 4,
+    slot_windows: bool = False,
 ) -> list[dict]:
     """Turn a batch of outputs (``pred_logits``, ``pred_spans``, ``saliency_scores``) into rows.
 
     ``nms``: None, ``"hard"``, ``"gaussian"`` or ``"linear"`` (soft-NMS); applied to the top
     ``max_before_nms`` windows (all if None), then ``max_windows`` are kept. ``decimals`` rounds the
-    window values as the reference implementation does (None: no rounding).
+    window values as the reference implementation does (None: no rounding). ``slot_windows``: add every
+    decoder query's window in slot order (see the module docstring).
     """
     scores = foreground_prob(outputs["pred_logits"].detach().float()).cpu().numpy()
     spans = outputs["pred_spans"].detach().float().cpu().numpy()
@@ -75,6 +79,9 @@ def postprocess(
                 raise InputError(f"sample {b} has no '{key}'", field="meta")
         length = float(meta["num_clips"]) * float(meta["clip_len"]) if {"num_clips", "clip_len"} <= set(meta) else None
         windows = spans_to_windows(spans[b], scores[b], float(meta["duration"]), round_multiple, length)
+        if slot_windows:
+            slots = np.empty_like(windows)
+            slots[np.argsort(-scores[b], kind="stable")] = windows  # back to slot order
         if nms is not None:
             # soft-NMS's score threshold is relative to the query's best window: a query always keeps
             # its top windows, however small a model's confidences are
@@ -89,6 +96,8 @@ def postprocess(
         row["vid"] = meta["vid"]
         row["pred_relevant_windows"] = windows.tolist()
         row["pred_saliency_scores"] = saliency[b, : int(n_valid[b])].tolist()
+        if slot_windows:
+            row["slot_windows"] = (slots if decimals is None else np.round(slots, decimals)).tolist()
         rows.append(row)
     return rows
 
