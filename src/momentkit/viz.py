@@ -77,3 +77,67 @@ def plot_timelines(items: list[dict], path: str | Path, clip_len: float = 2.0) -
     atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     return path
+
+
+def plot_decoder_slots(rows: list[dict], path: str | Path, gt: list[dict] | None = None) -> Path:
+    """What every decoder query slot predicts over a set: one panel per slot, a point per text query at
+    the window's (centre, width) as fractions of the video, coloured by the slot's confidence (0 to 1).
+    Collapsed decoders show at a glance: slots whose points are all dark (never confident; the panel
+    title gives how often the slot is the top-scored one), or panels that all look the same (every
+    slot predicting the same window). With ``gt`` (records with ``qid`` and ``relevant_windows``), a
+    first panel shows the ground-truth moments the same way.
+
+    ``rows``: records with ``duration`` and ``slot_windows [[st, ed, score], ...]`` in slot order (the
+    run file ``decoder_{split}.jsonl``).
+    """
+    import numpy as np
+
+    from momentkit.metrics.decoder_queries import slot_array
+
+    rows, slots = slot_array(rows)
+    dur = np.array([float(r.get("duration") or max(w[1] for w in r["slot_windows"]) or 1.0) for r in rows])
+    n, q = slots.shape[:2]
+    top1 = np.bincount(np.argmax(slots[..., 2], axis=1), minlength=q) / n
+    panels = q + (gt is not None)
+    ncols = -(-panels // 10)
+    nrows = -(-panels // ncols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.95 * nrows + 0.9), squeeze=False,
+                             sharex=True, sharey=True)
+    flat = list(axes.T.flatten())  # slots run down the columns
+    k = 0
+    if gt is not None:
+        wins = np.array([w for g in gt for w in g["relevant_windows"]], dtype=np.float64).reshape(-1, 2)
+        gdur = np.array([float(g["duration"]) for g in gt for _ in g["relevant_windows"]])
+        ax = flat[0]
+        ax.scatter((wins[:, 0] + wins[:, 1]) / 2 / gdur, (wins[:, 1] - wins[:, 0]) / gdur, s=4, color="tab:green",
+                   alpha=0.5, lw=0)
+        ax.set_title("ground truth", fontsize=7, loc="left", pad=2)
+        k = 1
+    points = None
+    for s in range(q):
+        ax = flat[k + s]
+        w = slots[:, s]
+        order = np.argsort(w[:, 2], kind="stable")  # confident points drawn last, on top
+        points = ax.scatter(((w[:, 0] + w[:, 1]) / 2 / dur)[order], ((w[:, 1] - w[:, 0]) / dur)[order],
+                            c=w[order, 2], cmap="viridis", vmin=0.0, vmax=1.0, s=4, lw=0)
+        ax.set_title(f"slot {s}: top-1 for {100 * top1[s]:.0f}% of queries", fontsize=7, loc="left", pad=2)
+    for ax in flat[k + q:]:
+        ax.set_visible(False)
+    for ax in flat[:k + q]:
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("window centre / duration", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("width", fontsize=7)
+    fig.suptitle(f"Decoder query slots over {n} queries (colour: the slot's confidence)", fontsize=8)
+    fig.tight_layout()
+    if points is not None:
+        fig.colorbar(points, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02).ax.tick_params(labelsize=6)
+    path = Path(path)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path

@@ -17,7 +17,9 @@ as QVHighlights MR; all predictions unless ``max_pred_windows``), averaged over 
 
 Diagnostics: ``matched-preds@tau`` (% of predictions matching some GT moment), ``matched-gt@tau``
 (% of GT moments matched by some prediction) and, with ``active_threshold``, ``active-preds@score>=s``
-(mean number of predictions per query with score >= s, e.g. confident decoder queries).
+(mean number of predictions per query with score >= s, e.g. confident decoder queries). These count
+the predictions as written, after NMS and ``max_windows``; the decoder's own outputs, one window per
+query slot before NMS, are scored by :mod:`momentkit.metrics.decoder_queries`.
 
 Beside them (``qv_m2=True``, the default), the multi-moment metrics of QV-M2 / FlashMMR
 (:mod:`momentkit.metrics.qv_m2`): ``MR-full-mAP`` (G-mAP), ``MR-full-mAP@1_tgt`` / ``@2_tgt`` /

@@ -15,6 +15,14 @@
   the other half), so that their calibration error is honest; other splits and ``momentkit predict``
   use the map fitted on all of them (``eval.calibration``). Window order and ranking metrics do not
   change.
+- Decoder queries (``eval.decoder_queries``, on by default): the models' post-processing also returns
+  every decoder query's window in slot order before NMS (``slot_windows``), scored per slot by
+  :mod:`momentkit.metrics.decoder_queries` (active queries at ``eval.decoder_threshold`` of the
+  model's own, uncalibrated confidence; % windows and % moments matched; per slot), under
+  ``diagnostics.decoder_queries`` in ``metrics_{split}.json`` and as ``decoder-*`` flat keys (logs and
+  curves); the raw slot windows
+  go to ``decoder_{split}.jsonl`` (never into the prediction file) and their plot, one panel per
+  slot, to ``decoder_{split}.png``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ import torch
 from momentkit.errors import InputError
 from momentkit.tasks import Task, register_task
 from momentkit.training.sampler import ResumableSampler, batches_done
+
+SLOTS = "slot_windows"  # the per-decoder-query windows a prediction row carries (never written to the predictions)
 
 
 @dataclass
@@ -68,6 +78,8 @@ class GroundingEvalConfig:
     active_threshold: float = 0.5  # multimoment: a prediction is "active" at this confidence or above
     calibrate: bool = True  # window scores become calibrated probabilities (Platt map fitted on val)
     calibration: list[float] | None = None  # the fitted map [a, b], saved with the trained model
+    decoder_queries: bool = True  # score every decoder query slot before NMS (decoder_{split}.jsonl / .png)
+    decoder_threshold: float = 0.5  # a decoder query is active at this uncalibrated confidence or above
 
     def __post_init__(self) -> None:
         from momentkit.training.config import check_ranges
@@ -75,12 +87,15 @@ class GroundingEvalConfig:
         check_ranges(self, positive=("max_windows",))
         if not 0 <= self.nms_threshold <= 1:
             raise InputError(f"must be in [0, 1], got {self.nms_threshold}", field="nms_threshold")
+        if not 0 <= self.decoder_threshold <= 1:
+            raise InputError(f"must be in [0, 1], got {self.decoder_threshold}", field="decoder_threshold")
         if self.calibration is not None and len(self.calibration) != 2:
             raise InputError(f"expected [a, b], got {self.calibration}", field="calibration")
 
 
 def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool = False,
-                      active_threshold: float = 0.5, clip_len: float | None = None) -> dict:
+                      active_threshold: float = 0.5, clip_len: float | None = None,
+                      decoder_threshold: float = 0.5) -> dict:
     """Flat headline metrics (``full=False``, for logging) or the complete metrics dict.
 
     - ``grounding``: QVHighlights MR + HD (``MR-full-mAP``, ``HL-min-VeryGood-mAP``, ...);
@@ -91,7 +106,10 @@ def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool =
 
     The complete dict has the flat metrics under ``brief`` (the official ones) and, with ``clip_len``
     given, the query diagnostics of :func:`momentkit.metrics.diagnostics.query_diagnostics` under
-    ``diagnostics``; the flat dict has their numbers too.
+    ``diagnostics``; the flat dict has their numbers too. When the rows carry ``slot_windows``, the
+    diagnostics per decoder query (:mod:`momentkit.metrics.decoder_queries`, active at
+    ``decoder_threshold``) are under ``diagnostics`` / ``decoder_queries``, and their ``decoder-*`` keys
+    in the flat dict.
     """
     from momentkit.metrics import evaluate_grounding, evaluate_multimoment, evaluate_single_moment
 
@@ -113,6 +131,14 @@ def score_predictions(preds: list[dict], gt: list[dict], task: str, full: bool =
             res = {**res, "diagnostics": diag}
         else:
             flat = {**flat, **{k: v for k, v in diag.items() if isinstance(v, (int, float))}}
+    if preds and all(SLOTS in p for p in preds):
+        from momentkit.metrics.decoder_queries import evaluate_decoder_queries
+
+        dec = evaluate_decoder_queries(preds, gt, score_threshold=decoder_threshold)
+        if full:  # beside the query diagnostics: the official part stays identical to `momentkit evaluate`
+            res = {**res, "diagnostics": {**res.get("diagnostics", {}), "decoder_queries": dec}}
+        else:
+            flat = {**flat, **dec["brief"]}
     return res if full else flat
 
 
@@ -253,14 +279,15 @@ class GroundingTask(Task):
 
     def postprocess_options(self, cfg) -> dict:
         e = cfg.eval
-        return {"max_windows": e.max_windows, "nms": e.nms, "nms_threshold": e.nms_threshold}
+        options = {"max_windows": e.max_windows, "nms": e.nms, "nms_threshold": e.nms_threshold}
+        return {**options, SLOTS: True} if e.decoder_queries else options
 
     def row_key(self, row: dict):
         return row["qid"]
 
     def score(self, rows: list[dict], gt: list[dict], cfg, dm, *, full: bool = False) -> dict:
         return score_predictions(rows, gt, cfg.eval.task, full=full, active_threshold=cfg.eval.active_threshold,
-                                 clip_len=cfg.data.clip_len)
+                                 clip_len=cfg.data.clip_len, decoder_threshold=cfg.eval.decoder_threshold)
 
     def fit_calibration(self, rows: list[dict], gt: list[dict], cfg) -> tuple[list[float] | None, list[dict]]:
         if not cfg.eval.calibrate:
@@ -304,9 +331,26 @@ class GroundingTask(Task):
     def write_predictions(self, out: Path, set_name: str, rows: list[dict], dm) -> Path:
         from momentkit.io import write_jsonl
 
+        rows = sorted(rows, key=lambda p: str(p["qid"]))
         path = out / f"predictions_{set_name}.jsonl"
-        write_jsonl(path, sorted(rows, key=lambda p: str(p["qid"])))
+        write_jsonl(path, ({k: v for k, v in r.items() if k != SLOTS} for r in rows))
+        if rows and all(SLOTS in r for r in rows):
+            self.write_decoder_outputs(out, set_name, rows, dm.ground_truth(set_name))
         return path
+
+    def write_decoder_outputs(self, out: Path, set_name: str, rows: list[dict], gt: list[dict]) -> tuple[Path, Path]:
+        """``decoder_{set}.jsonl`` (per query: ``qid``, ``vid``, ``duration``, ``slot_windows``) and
+        ``decoder_{set}.png`` (:func:`momentkit.viz.plot_decoder_slots`) of rows that carry slot windows."""
+        from momentkit.io import write_jsonl
+        from momentkit.viz import plot_decoder_slots
+
+        duration = {g["qid"]: g.get("duration") for g in gt}
+        dec = [{"qid": r["qid"], "vid": r.get("vid"), "duration": duration.get(r["qid"]), SLOTS: r[SLOTS]}
+               for r in rows]
+        path = out / f"decoder_{set_name}.jsonl"
+        write_jsonl(path, dec)
+        png = plot_decoder_slots(dec, out / f"decoder_{set_name}.png", gt=gt)
+        return path, png
 
 
 register_task(GroundingTask())
