@@ -394,7 +394,8 @@ class MomentDETR(nn.Module):
             queries = (self.query_embed if cfg.query_type == "learned" else self.anchors).weight[:cfg.num_queries]
         n = queries.shape[0] // groups
         if groups > 1:  # (G * B, ...): group-major batch entries
-            memory, memory_pad, pos = memory.repeat(groups, 1, 1), memory_pad.repeat(groups, 1), pos.repeat(groups, 1, 1)
+            memory, pos = memory.repeat(groups, 1, 1), pos.repeat(groups, 1, 1)
+            memory_pad = memory_pad.repeat(groups, 1)
             queries = queries.view(groups, 1, n, -1).expand(groups, b, n, -1).flatten(0, 1)
         else:
             queries = queries.expand(b, -1, -1)
