@@ -57,6 +57,7 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
     os.chmod(tmp, _FILE_MODE)
     try:
         save_fn(tmp)
+        os.chmod(tmp, _FILE_MODE)  # some savers (safetensors) replace the file and its permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
