@@ -42,7 +42,7 @@ PARSE_ONLY = {
     "momentkit extract": "downloads a backbone from the Hugging Face hub (tests/test_own_data_guide.py runs "
                          "extract with a tiny local CLIP)",
     "momentkit train configs/tal/epic100_s5.yaml": "needs the EPIC-Kitchens SlowFast features, not in the shared data",
-    "torchrun": "DDP on 2 nodes with 4 GPUs each",
+    "torchrun": "several processes; the CPU commands run in tests/test_multiprocess.py, the GPU one needs GPUs",
     "python benchmarks/seeds.py benchmarks/studies/layered_small.yaml --jobs":
         "trains every run of the study, 3 seeds each, on a GPU",
     "python benchmarks/seeds.py benchmarks/studies/layered_small.yaml --at-epoch":
