@@ -1,6 +1,6 @@
 """Matching and calibration variants of the DETR-style models (thesis 001, Tab. 3.5-3.6 and 3.9):
 one-to-k, group and hybrid matching checked by hand on tiny cost matrices, GT replication, the
-actionness head, and a training step of every variant."""
+actionness head, and a training step of every variant with Moment-DETR, QD-DETR and CG-DETR."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from momentkit.models.criterion import SetCriterion
 from momentkit.models.detr import PRESETS, DETRConfig, MomentDETR
 from momentkit.models.matcher import HungarianMatcher, assign
 from momentkit.ops.gt_replication import replicate_moments
+from test_models_cg_detr import tiny as tiny_cg_detr
 from test_models_detr import NO_DROPOUT, make_batch, tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -111,10 +112,18 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("name", ["moment_detr", "qd_detr"])
+CG_TERMS = {"loss_attn_saliency", "loss_moment_sentence", "loss_distill", "loss_ortho"}  # CG-DETR's own
+
+
+def tiny_model(name: str, **cfg) -> MomentDETR:
+    """The tiny Moment-DETR / QD-DETR of test_models_detr or CG-DETR of test_models_cg_detr (same batch)."""
+    return tiny_cg_detr(**cfg) if name == "cg_detr" else tiny(name, **cfg)
+
+
+@pytest.mark.parametrize("name", ["moment_detr", "qd_detr", "cg_detr"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_a_training_step_with_each_variant(name, variant):
-    model = tiny(name, **VARIANTS[variant]).train()
+    model = tiny_model(name, **VARIANTS[variant]).train()
     batch = make_batch()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     out = model(batch)
@@ -136,6 +145,8 @@ def test_a_training_step_with_each_variant(name, variant):
         assert "loss_actionness" in terms and model.actionness_head.layers[0].weight.grad.abs().sum() > 0
     if variant == "gt_replication":  # sample 0 (5 clips, window clip 0) got a copy; sample 2 has no free place
         assert [len(s) for s in out["targets"]["spans"]] == [2, 2, 1]
+    if name == "cg_detr":  # its own terms beside every variant's
+        assert CG_TERMS <= set(terms) and all(torch.isfinite(terms[k]) for k in CG_TERMS)
     model.eval()
     with torch.no_grad():
         ev = model(batch)
@@ -145,18 +156,20 @@ def test_a_training_step_with_each_variant(name, variant):
     assert all(len(r["slot_windows"]) == q for r in rows)
 
 
-def test_groups_are_decoded_apart():
+@pytest.mark.parametrize("name", ["moment_detr", "cg_detr"])
+def test_groups_are_decoded_apart(name):
     """Training with 3 groups = each group's queries decoded alone (no attention between groups)."""
-    model = tiny("moment_detr", matching="group", match_groups=3, **NO_DROPOUT)
+    model = tiny_model(name, matching="group", match_groups=3, **NO_DROPOUT)
     batch = make_batch()
     q = model.config.num_queries
     train = model.train()(batch)["pred_spans"]
     model.eval()
+    queries = model.query_embed if name == "moment_detr" else model.anchors
     with torch.no_grad():
         first = model(batch)["pred_spans"]
         torch.testing.assert_close(train[:, :q].detach(), first)
-        weights = model.query_embed.weight.data.clone()
-        model.query_embed.weight.data[:q] = weights[2 * q:]  # the third group in the first group's place
+        weights = queries.weight.data.clone()
+        queries.weight.data[:q] = weights[2 * q:]  # the third group in the first group's place
         torch.testing.assert_close(train[:, 2 * q:].detach(), model(batch)["pred_spans"])
 
 

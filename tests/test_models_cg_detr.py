@@ -280,6 +280,32 @@ def test_gradients_reach_every_parameter():
     assert dead == []
 
 
+def test_gt_replication_reaches_the_encoder_and_the_correlation_branch():
+    """With GT replication the encoder reads the pasted clips and the correlation losses the augmented
+    targets (sample 0: 5 clips, its window (0.2, 0.4) is clip 1; the copy goes to clip 0, 2, 3 or 4)."""
+    model = tiny(gt_replication=1.0, **NO_DROPOUT).train()
+    batch = make_batch()
+    batch["saliency"][0] = torch.tensor([0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # only the window's clip
+    batch["saliency_pos_idx"][0] = 1
+    out = model(batch)
+    spans = out["targets"]["spans"][0]
+    assert len(spans) == 2 and len(batch["spans"][0]) == 1
+    dest = round((spans[1, 0] - 0.1).item() * 5)  # the copy's clip: centre (dest + 0.5) / 5, width 0.2
+    assert dest in (0, 2, 3, 4)
+    torch.testing.assert_close(spans[1], torch.tensor([(dest + 0.5) / 5, 0.2]))
+    tokens = out["video_tokens"][0]  # projected clips: the copy's equals the source's, the batch's did not
+    torch.testing.assert_close(tokens[dest], tokens[1])
+    assert not torch.equal(batch["video_feats"][0, dest], batch["video_feats"][0, 1])
+    sal = out["targets"]["saliency"]
+    assert sal[0, :5].tolist() == [5.0 if i in (1, dest) else 0.0 for i in range(5)]
+    corr = model.correlation_outputs(out, batch)
+    assert corr["moment_mask"][0].tolist() == [i in (1, dest) for i in range(8)]  # the copy is a moment clip
+    assert corr["moment_mask"].tolist() == ((sal > 0) & batch["video_mask"].bool()).tolist()
+    total, terms = model.loss(out, batch)
+    assert torch.isfinite(total) and {"loss_moment_sentence", "loss_distill", "loss_attn_saliency"} <= set(terms)
+    assert "targets" not in model.eval()(batch)  # training only
+
+
 def test_decoder_options_and_config_checks():
     assert "cg_detr" in list_models()
     model = tiny(decoder_self_attn=False, num_queries=6)

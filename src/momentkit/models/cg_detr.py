@@ -5,7 +5,11 @@ CG-DETR is QD-DETR (:mod:`momentkit.models.detr`) with a different encoder: :cla
 ``forward`` -- input projections, anchor decoder, heads, negative pairs -- with its criterion and
 post-processing; :class:`CGDETRConfig` extends :class:`~momentkit.models.detr.DETRConfig`, so every
 decoder, matching and evaluation option of QD-DETR (``decoder_self_attn``, ``query_dropout``,
-``num_queries``, ``eval.nms``, ...) applies to CG-DETR as it is.
+``num_queries``, ``eval.nms``, ...) applies to CG-DETR as it is. That includes the matching and
+calibration variants of :mod:`momentkit.models.detr` (``matching: one_to_k | group | hybrid``,
+``actionness``, ``gt_replication``): ``MomentDETR.forward`` applies GT replication before the
+projections (the encoder reads the pasted clips; the correlation branch reads the augmented targets
+from outputs ``targets``) and decodes through ``MomentDETR.decoder_outputs`` over the encoded clips.
 Shapes: B samples, T clips, L words, N_d dummy tokens, S = N_d + L keys, P saliency prototypes, d hidden.
 
 Encoder, in order (:meth:`CGDETR._encode`):
