@@ -28,6 +28,10 @@
   :func:`momentkit.metrics.classification.evaluate_classification` reads.
 
 Prediction rows (the models' ``postprocess``): ``{"video", "scores": [K probabilities]}``.
+
+One video of a trained run (``momentkit serve``): :func:`run_vocabulary` (the run's classes or new
+names, embedded as the run embeds its class texts) and :func:`score_video` (its per-frame features
+scored as an evaluation video is).
 """
 
 from __future__ import annotations
@@ -330,6 +334,75 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loader(self.test_split)
+
+
+# ----------------------------------------------------------------------------- one video
+def run_vocabulary(cfg, model, classes: list[str] | None = None, *, cache_dir=None, device: str = "cpu"):
+    """The :class:`~momentkit.data.classification.Vocabulary` a trained run scores one video against:
+    ``classes`` (new names, zero-shot: embedded as the run embeds its class texts, ``data.text_model``
+    with its prompt templates) or, for None, the run's own (its evaluation vocabulary, else its training
+    classes); with the run's auxiliary texts. A model with one output per training class
+    (``fixed_vocabulary``) takes only its training classes."""
+    import torch
+
+    from momentkit.data.class_text import embed_texts, read_aux_texts, read_templates
+    from momentkit.data.classification import Vocabulary
+
+    d = cfg.data
+    fixed = bool(getattr(getattr(model, "cfg", None), "fixed_vocabulary", False))
+    own = list(d.classes or []) if fixed else list(d.eval_classes or d.classes or [])
+    if classes is None or list(classes) == own:
+        names = own
+    elif fixed:
+        raise InputError(f"model {cfg.model['name']!r} has one output per training class ({len(own)}): it ranks "
+                         "only its own classes", field="classes")
+    elif d.text_model is None and not set(classes) <= set(own):
+        raise InputError("this run's class texts come from a text-embedding file (data.class_text), not from a CLIP "
+                         "text encoder: it ranks only its own classes", field="classes")
+    else:
+        names = list(classes)
+    if not names:
+        raise InputError("the run records no class names", field="data.classes")
+    if d.class_text is None and d.text_model is None:
+        return Vocabulary(names, None)
+    groups = read_aux_texts(d.aux_texts) if d.aux_texts is not None else {}
+    aux = [t for texts in groups.values() for t in texts]
+    field_name = "data.class_text" if d.class_text is not None else "data.text_model"
+    emb = torch.from_numpy(embed_texts([*names, *aux], text_file=d.class_text, text_model=d.text_model,
+                                       templates=read_templates(d.prompt_templates), readable_names=d.readable_names,
+                                       cache_dir=cache_dir if cache_dir is not None else d.text_cache, device=device,
+                                       field=field_name))
+    if not groups:
+        return Vocabulary(names, emb)
+    return Vocabulary(names, emb[: len(names)], emb[len(names):],
+                      torch.tensor([g for g, texts in enumerate(groups.values()) for _ in texts]), list(groups))
+
+
+def score_video(model, cfg, feats: np.ndarray, vocab, *, video: str = "video", device: str = "cpu") -> np.ndarray:
+    """Scores ``(K,)`` of the vocabulary's classes for one video's per-frame features ``(N, D)``, as the
+    evaluation sets score a video: ``data.eval_views`` fixed views of ``data.frames`` frames
+    (:class:`~momentkit.data.classification.ClassificationDataset`), one batch
+    (:class:`~momentkit.data.classification.Collate`), the model's ``forward`` and ``postprocess``."""
+    import torch
+
+    from momentkit.data.classification import Collate, frame_indices
+    from momentkit.tasks import get_task
+
+    x = np.asarray(feats, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 1:
+        raise InputError(f"expected per-frame features (T, D) with T >= 1, got shape {x.shape}", field="features")
+    want = cfg.model.get("input_dim")
+    if want and x.shape[-1] != int(want):
+        raise InputError(f"features of width {x.shape[-1]}, the model reads {want}", field="features")
+    d = cfg.data
+    idx = np.stack([frame_indices(len(x), d.frames, view=k, views=d.eval_views) for k in range(d.eval_views)])
+    item = {"inputs": torch.from_numpy(x[idx]), "labels": torch.zeros(len(vocab.classes)),
+            "meta": {"video": video, "num_frames": len(x)}}
+    batch = Collate(vocab, bool(d.multi_label))([item])
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.no_grad():
+        row = model.postprocess(model(batch), batch, **get_task(cfg.task).postprocess_options(cfg))[0]
+    return np.asarray(row["scores"], dtype=np.float64)
 
 
 def _matrix(rows: list[dict], gt: dict) -> tuple[np.ndarray, np.ndarray]:

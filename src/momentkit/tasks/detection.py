@@ -16,6 +16,7 @@
   ``train.monitor`` is the first domain's ``average-mAP`` (the source: in unsupervised adaptation
   target labels are not available for model selection).
 - Predictions: ``predictions_<domain>_<split>.json`` in the ActivityNet format.
+- One video of a trained run (``momentkit serve``): :func:`detect_video`.
 """
 
 from __future__ import annotations
@@ -195,6 +196,53 @@ class DetectionDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loaders(self.test_split)
+
+
+def detect_video(model, cfg, feats, *, duration: float, fps: float | None = None, clip_len: float | None = None,
+                 video: str = "video", device: str = "cpu") -> list[dict]:
+    """Detections ``[{"segment": [start, end] (s), "label": class name, "score"}]``, best first, of one
+    video's features ``(T, D)``, made as for an evaluation video: the config's feature grid and
+    ``downsample_rate`` (:class:`~momentkit.data.datasets.DetectionDataset`; ``fps`` is the video's, for
+    a grid in frames without ``data.default_fps``), one batch, the model's ``forward`` and
+    ``postprocess``. ``clip_len``: seconds per feature of ``feats`` (their extraction's clip length),
+    refused when the grid steps by another length."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from momentkit.data.datasets import DetectionDataset
+    from momentkit.data.records import DetectionSample
+    from momentkit.tal.data import collate_two_domain
+    from momentkit.tasks import get_task
+
+    x = np.asarray(feats, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 1:
+        raise InputError(f"expected features (T, D) with T >= 1, got shape {x.shape}", field="features")
+    want = cfg.model.get("input_dim")
+    if want and x.shape[-1] != int(want):
+        raise InputError(f"features of width {x.shape[-1]}, the model reads {want}", field="features")
+    d = cfg.data
+    if not d.classes:
+        raise InputError("the run records no class names", field="data.classes")
+    if d.feat_stride is not None and d.default_fps is None and not fps:
+        raise InputError("the model's feature grid is in frames and the video's frame rate is unknown",
+                         field="data.default_fps")
+    sample = DetectionSample(video, float(duration), (), fps=fps)
+    ds = DetectionDataset([sample], SimpleNamespace(get=lambda key: x), d.classes, feat_stride=d.feat_stride,
+                          num_frames=d.num_frames, default_fps=d.default_fps,
+                          feat_stride_seconds=d.feat_stride_seconds, feat_offset_seconds=d.feat_offset_seconds,
+                          downsample_rate=d.downsample_rate, training=False, check=False)
+    item = ds[0]
+    step = item["meta"]["stride_seconds"] / d.downsample_rate
+    if clip_len is not None and abs(step - float(clip_len)) > 1e-6:
+        raise InputError(f"the model places its features every {step:g} s but these are clips of {float(clip_len):g} s",
+                         field="data.feat_stride_seconds")
+    batch = collate_two_domain([item])
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.no_grad():
+        row = model.postprocess(model(batch), batch, **get_task(cfg.task).postprocess_options(cfg))[0]
+    return [{**det, "label": d.classes[det["label"]]} for det in row["detections"]]
 
 
 class DetectionTask(Task):
