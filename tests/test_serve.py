@@ -269,19 +269,211 @@ def test_serve_refuses_a_port_in_use(demo_run, capsys):
     assert "field '--port': cannot listen on 127.0.0.1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task, hint", [("detection", ""), ("classification", "momentkit classify VIDEO --ckpt RUN")])
-def test_a_model_of_another_task_is_refused(demo_run, monkeypatch, capsys, task, hint):
+def test_a_model_of_another_task_is_refused(demo_run, monkeypatch, capsys):
     import momentkit.predict
 
     real = momentkit.predict.load_model_and_config
 
     def as_other_task(path):
         model, cfg, src = real(path)
-        cfg.task = task
+        cfg.task = "dense"
         return model, cfg, src
 
     monkeypatch.setattr(momentkit.predict, "load_model_and_config", as_other_task)
     assert main(["serve", "--ckpt", str(demo_run), "--port", str(free_port()), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"field '--ckpt': a {task} model (sdst): the moments of text queries come from a grounding model" in err
-    assert hint in err and len(err.strip().splitlines()) == 1
+    assert ("field '--ckpt': a dense model (sdst): momentkit serve shows grounding, classification and detection "
+            "models") in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------ classification and detection
+RED, BLUE = (230, 30, 30), (30, 60, 230)
+
+
+def build_task_runs(root: Path, runs: tuple[str, ...] = ("cls", "probe", "det")) -> dict:
+    """A tiny random CLIP (``make_tiny_clip``), generated videos and three tiny runs on their features
+    (``momentkit extract``): VicTR classification (red square / blue circle; 2 s videos, one CLIP
+    embedding per 0.25 s), a linear probe on the same features (one output per class), and the pyramid
+    detector (6 s videos where a red square, then a blue circle, cross the scene; clips of 0.5 s). The
+    last video of each set is the runs' validation video. ``runs``: which of ``cls``, ``probe``, ``det``."""
+    import yaml
+
+    from momentkit.video.testing import Shape, make_tiny_clip, make_video
+
+    clip = make_tiny_clip(root / "clip")
+    for i in range(4):  # classification
+        name = f"{'red' if i % 2 == 0 else 'blue'}_{i}"
+        shape = Shape("square", RED, 0.0, 3.0) if i % 2 == 0 else Shape("circle", BLUE, 0.0, 3.0)
+        make_video(root / "cls_videos" / f"{name}.mp4", duration=2.0, fps=8, width=48, height=32, shapes=(shape,))
+    db = {}
+    for i in range(4 if "det" in runs else 0):  # detection
+        a = 0.5 + 0.5 * i
+        shapes = (Shape("square", RED, a, a + 2.0),
+                  Shape("circle", BLUE, a + 2.5, min(6.0, a + 4.5), (0.8, 0.7), (0.2, 0.7)))
+        make_video(root / "det_videos" / f"det_{i}.mp4", duration=6.0, fps=4, width=48, height=32, shapes=shapes)
+        db[f"det_{i}"] = {"subset": "training" if i < 3 else "validation", "duration": 6.0,
+                          "annotations": [{"segment": [sh.start, sh.end],
+                                           "label": "red square" if sh.kind == "square" else "blue circle"}
+                                          for sh in shapes]}
+    (root / "det.json").write_text(json.dumps({"database": db}))
+    for kind, clip_len, fps in (("cls", "0.25", "4"), ("det", "0.5", "2"))[: 2 if "det" in runs else 1]:
+        assert main(["extract", "--backbone", "clip", "--backbone-model", str(clip),
+                     "--videos", str(root / f"{kind}_videos"), "--out", str(root / f"{kind}_feats"),
+                     "--clip-len", clip_len, "--fps", fps, "--device", "cpu", "--no-progress"]) == 0
+    (root / "labels.csv").write_text("video,label,duration,split\n" + "".join(
+        f"{v},{'red square' if v.startswith('red') else 'blue circle'},2,{'train' if int(v[-1]) < 2 else 'val'}\n"
+        for v in ("red_0", "blue_1", "red_2", "blue_3")))
+    train = {"epochs": 1, "threads": 1, "progress": False}
+    cls_data = {"annotations": str(root / "labels.csv"), "video_features": [str(root / "cls_feats")], "frames": 4,
+                "eval_views": 2, "batch_size": 2}
+    configs = {
+        "cls": {"task": "classification", "model": {"name": "victr", "layers": 1, "heads": 2, "proj_dim": 8},
+                "data": {**cls_data, "text_model": str(clip), "text_cache": str(root / "text_cache")}},
+        "probe": {"task": "classification", "model": {"name": "linear_probe"}, "data": cls_data},
+        "det": {"task": "detection", "model": {"name": "tal_detector", "embed_dim": 16, "head_dim": 16, "num_levels": 3,
+                                               "drop_path": 0.0},
+                "data": {"source": str(root / "det.json"), "video_features": [str(root / "det_feats")],
+                         "feat_stride_seconds": 0.5, "feat_offset_seconds": 0.25, "max_seq_len": 16, "batch_size": 2,
+                         "eval_batch_size": 1}},
+    }
+    for name, cfg in ((k, v) for k, v in configs.items() if k in runs):
+        cfg["train"] = {**train, "out_dir": str(root / f"{name}_run"), "epochs": 2 if name == "det" else 1}
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        assert main(["train", str(root / f"{name}.yaml")]) == 0
+    return {"root": root, "clip": clip, "cls": root / "cls_run", "probe": root / "probe_run", "det": root / "det_run",
+            "cls_video": root / "cls_videos" / "blue_3.mp4", "det_video": root / "det_videos" / "det_3.mp4"}
+
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory) -> dict:
+    return build_task_runs(tmp_path_factory.mktemp("tasks"))
+
+
+def own_scores(run: Path, video: str) -> list[list]:
+    """``[[rank, class, score], ...]`` of the run's own predictions file for a validation video, best first."""
+    saved = json.loads((run / "predictions_val.json").read_text())
+    scores = saved["results"][video]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [[r, saved["classes"][i], scores[i]] for r, i in enumerate(order, 1)]
+
+
+def test_a_classification_run_ranks_its_classes_as_its_evaluation_does(task_runs):
+    with MomentApp.from_checkpoint(task_runs["cls"], examples=False) as app:
+        assert app.task == "classification" and app.problem is None
+        assert "ranks class names" in app.describe() and "(blue circle, red square)" in app.describe()
+        video = upload(app, task_runs["cls_video"])
+        png, rows, status = app.rank_classes(str(video), "", 5)
+        assert Path(png).read_bytes()[:4] == b"\x89PNG" and app._inside(Path(png))
+        want = own_scores(task_runs["cls"], "blue_3")  # the run's validation predictions of this very video
+        assert [r[:2] for r in rows] == [w[:2] for w in want]
+        assert [r[2] for r in rows] == [pytest.approx(w[2], abs=1e-4) for w in want]
+        assert "2 classes (the model's own)" in status and "features extracted" in status
+        _, rows1, status1 = app.rank_classes(str(video), None, 1)
+        assert rows1 == rows[:1] and "features from the cache" in status1
+
+
+def test_typed_classes_are_ranked_as_momentkit_classify_ranks_them(task_runs, capsys):
+    classes = "yellow triangle, red square, blue circle"
+    with MomentApp.from_checkpoint(task_runs["cls"], examples=False) as app:
+        _, rows, status = app.rank_classes(str(upload(app, task_runs["cls_video"])), classes, 3)
+        assert "3 classes (typed)" in status
+        for bad, match in (("red square", "at least two"), ("a, b, a", "'a' is typed twice")):
+            with pytest.raises(InputError, match=match):
+                app.rank_classes(str(upload(app, task_runs["cls_video"])), bad, 3)
+    capsys.readouterr()
+    # the run's own `momentkit classify` on the same file: frames at the rate of the run's features, its
+    # frames per view and evaluation views
+    assert main(["classify", str(task_runs["cls_video"]), "--classes", classes, "--ckpt", str(task_runs["cls"]),
+                 "--fps", "4", "--frames-per-view", "4", "--views", "2", "--top-classes", "3",
+                 "--text-cache", str(task_runs["root"] / "text_cache"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out.splitlines()[1:]
+    want = [[int(ln.split(".")[0]), ln.split(". ", 1)[1].rsplit(None, 1)[0].strip(), float(ln.split()[-1])]
+            for ln in printed]
+    assert len(want) == 3 and [r[:2] for r in rows] == [w[:2] for w in want]
+    assert [r[2] for r in rows] == [pytest.approx(w[2], abs=2e-4) for w in want]
+
+
+def test_a_model_with_one_output_per_class_ranks_only_its_own(task_runs):
+    with MomentApp.from_checkpoint(task_runs["probe"], examples=False) as app:
+        assert app.served.fixed_vocabulary and "ranks only those" in app.describe()
+        video = upload(app, task_runs["cls_video"])
+        _, rows, _ = app.rank_classes(str(video), "", 5)
+        want = own_scores(task_runs["probe"], "blue_3")
+        assert [r[:2] for r in rows] == [w[:2] for w in want]
+        assert [r[2] for r in rows] == [pytest.approx(w[2], abs=1e-4) for w in want]
+        with pytest.raises(InputError, match="one output per training class"):
+            app.rank_classes(str(video), "red square, green", 5)
+
+
+def test_a_detection_run_lists_its_segments_per_class_as_its_evaluation_does(task_runs, tmp_path):
+    from momentkit.serve import SHOWN_CLASSES
+
+    with MomentApp.from_checkpoint(task_runs["det"], examples=False) as app:
+        assert app.task == "detection" and app.problem is None
+        assert "detects segments of 2 action classes" in app.describe()
+        png, rows, status = app.detect_segments(str(upload(app, task_runs["det_video"])), 3)
+        assert Path(png).read_bytes()[:4] == b"\x89PNG" and app._inside(Path(png))
+    saved = json.loads((task_runs["det"] / "predictions_source_val.json").read_text())["results"]["det_3"]
+    want: dict[str, list] = {}
+    for det in saved:  # best first: the classes in the order of their best segment, 3 segments each
+        want.setdefault(det["label"], []).append([*det["segment"], det["score"]])
+    want_rows = [[c, i, s, e, p] for c, segs in list(want.items())[:SHOWN_CLASSES] for i, (s, e, p) in
+                 enumerate(segs[:3], 1)]
+    assert [r[:2] for r in rows] == [w[:2] for w in want_rows] and {r[0] for r in rows} == {"red square", "blue circle"}
+    for got, exp in zip(rows, want_rows):
+        assert got[2:4] == [pytest.approx(exp[2], abs=0.0051), pytest.approx(exp[3], abs=0.0051)]
+        assert got[4] == pytest.approx(exp[4], abs=1e-4) and 0 <= got[2] <= got[3] <= 6.0
+    assert f"{len(saved)} segments of 2 classes detected" in status
+    assert MomentApp.seek(rows[1]) == rows[1][2]  # a click plays the segment, as a moment
+    # the folder of `momentkit export` says its task and recipe as well
+    assert main(["export", str(task_runs["det"]), str(tmp_path / "exported")]) == 0
+    with MomentApp.from_checkpoint(tmp_path / "exported", examples=False) as app:
+        assert app.task == "detection" and app.problem is None
+        assert app.detect_segments(str(upload(app, task_runs["det_video"])), 3)[1] == rows
+
+
+def test_a_model_whose_features_cannot_be_made_from_a_video_says_so_once(task_runs, tmp_path):
+    from momentkit.serve import load_model
+
+    with MomentApp.from_checkpoint(task_runs["det"], examples=False, backbone_model=str(tmp_path / "nowhere")) as app:
+        assert app.problem.startswith("this page cannot read videos for this model: ")
+        assert "nowhere" in app.problem and f"**Error: {app.problem}**" in app.describe()
+        with pytest.raises(InputError) as e:
+            app.detect_segments(str(upload(app, task_runs["det_video"])), 3)
+        assert e.value.message == app.problem
+    model = load_model(task_runs["cls"])
+    model.reader.recipe = None  # as a model trained on synthetic or downloaded features
+    with MomentApp(model, examples=False) as app:
+        assert "carries no feature recipe" in app.problem
+        with pytest.raises(InputError, match="cannot read videos for this model"):
+            app.rank_classes(str(upload(app, task_runs["cls_video"])), "", 2)
+        with pytest.raises(InputError, match="serves a classification model, not a detection one"):
+            app.detect_segments(str(upload(app, task_runs["cls_video"])), 2)
+
+
+@pytest.mark.parametrize("task", ["cls", "det"])
+def test_classification_and_detection_pages_through_gradio_client(task_runs, tmp_path, task):
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    app = MomentApp.from_checkpoint(task_runs[task], device="cpu", examples=False)
+    page = launch(app, port=port, block=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "downloads"),
+                        analytics_enabled=False)
+        video = handle_file(str(task_runs[f"{task}_video"]))
+        if task == "cls":
+            png, table, status = client.predict(video, "", 2, api_name="/rank_classes")
+            assert table["headers"] == ["#", "class", "score"]
+            want = own_scores(task_runs["cls"], "blue_3")
+            assert [r[:2] for r in table["data"]] == [w[:2] for w in want]
+        else:
+            png, table, status = client.predict(video, 2, api_name="/detect_segments")
+            assert table["headers"] == ["class", "#", "start (s)", "end (s)", "score"]
+            assert {r[0] for r in table["data"]} == {"red square", "blue circle"} and len(table["data"]) == 4
+        assert Path(png).read_bytes()[:4] == b"\x89PNG" and "features extracted" in status
+        assert "find_moments" not in json.dumps(client.view_api(return_format="dict", print_info=False))
+    finally:
+        page.close()
+        app.close()

@@ -1,7 +1,8 @@
 """``momentkit serve`` in a real browser: the command runs on 127.0.0.1 and headless Chromium (Debian's
 ``chromium`` and ``chromium-driver``, driven by Selenium) uploads a generated MP4, submits queries,
 reads the moments table, clicks a row (the player seeks there) and saves a screenshot; an oversize
-upload and a corrupted file each show a visible error and the server goes on answering.
+upload and a corrupted file each show a visible error and the server goes on answering. A tiny
+classification run's page ranks the classes of an uploaded video.
 
 The browser comes from apt (``bash scripts/setup.sh test`` installs it when apt is there), never from a
 download at test time: without it the tests skip, saying so. The model is a test-sized
@@ -23,7 +24,7 @@ pytest.importorskip("gradio")
 from momentkit.cli.main import main  # noqa: E402
 from momentkit.synth.video_moments import make_moment_video  # noqa: E402
 from momentkit.video.testing import make_truncated  # noqa: E402
-from test_serve import free_port, serve_process, wait_for_line  # noqa: E402
+from test_serve import build_task_runs, free_port, own_scores, serve_process, wait_for_line  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -206,3 +207,38 @@ def test_corrupted_upload_shows_an_error_and_the_server_goes_on(browser, server,
     upload(d, files["video"])
     time.sleep(0.5)
     assert ask(d, [files["plan"].queries[0]])
+
+
+def table_rows(d, table: str) -> list[list[str]]:
+    """The rows of a results table as lists of cell texts."""
+    cells = d.execute_script(f"return [...document.querySelectorAll('#{table} [role=gridcell]')]"
+                             ".map(c => [Number(c.dataset.row), Number(c.dataset.col), c.innerText.trim()]);")
+    rows: dict[int, dict[int, str]] = {}
+    for row, col, text in cells:
+        rows.setdefault(row, {})[col] = text
+    return [[r[c] for c in sorted(r)] for _, r in sorted(rows.items())]
+
+
+def test_a_classification_page_ranks_the_classes_of_an_upload(browser, tmp_path_factory):
+    runs = build_task_runs(tmp_path_factory.mktemp("classification"), runs=("cls",))
+    port = free_port()
+    proc = serve_process(runs["cls"], port, cwd=runs["root"])
+    try:
+        wait_for_line(proc, "http://", timeout=TIMEOUT)
+        d = browser
+        open_page(d, f"http://127.0.0.1:{port}/")
+        assert "a classification model" in text_of(d, "#mk-about") and not css(d, "#mk-queries")
+        upload(d, runs["cls_video"])
+        wait(d, lambda d: "blue_3.mp4" in text_of(d, "#mk-status"))
+        css(d, "#mk-run")[0].click()
+        wait(d, lambda d: css(d, "#mk-classes [role=gridcell][data-row='1']") and "ranked" in text_of(d, "#mk-status"))
+        time.sleep(0.5)  # the table settles
+        rows = table_rows(d, "mk-classes")
+        want = own_scores(runs["cls"], "blue_3")  # the run's validation predictions of this video
+        assert [r[:2] for r in rows] == [[str(w[0]), w[1]] for w in want], rows
+        assert [float(r[2]) for r in rows] == [pytest.approx(w[2], abs=1e-4) for w in want]
+        assert wait(d, lambda d: d.execute_script(
+            "const i = document.querySelector('#mk-timeline img'); return i && i.complete && i.naturalWidth > 0;"))
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

@@ -1,4 +1,6 @@
-"""``momentkit serve``: a web page (Gradio) that finds the moments of typed queries in an uploaded video."""
+"""``momentkit serve``: a web page (Gradio) that shows what a trained model finds in an uploaded video: the
+moments of typed queries (grounding), a ranking of class names (classification) or the segments of each
+class (detection)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ EPILOG = """\
 examples:
   momentkit serve                                  # the model of `momentkit demo --video`
   momentkit serve --ckpt runs/mine --port 8080     # your own run (or an exported folder, a Hub id)
+  momentkit serve --ckpt runs/victr                # a classification run: class ranking
+  momentkit serve --ckpt runs/tal                  # a detection run: segments per class
 
 The page listens on 127.0.0.1 (this machine only) unless --host says otherwise; it accepts videos up
 to --max-upload-mb that PyAV decodes, keeps every file it stores in a temporary working folder
@@ -40,14 +44,18 @@ def register(sub) -> None:
     from momentkit.serve import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 
     p = sub.add_parser(
-        "serve", help="a web page to find moments in an uploaded video (Gradio)",
-        description="Serve a web page (Gradio) where a video is uploaded or picked among generated examples, "
-        "queries are typed one per line, and each query's timeline (saliency, top moments) and a table of "
-        "moments appear; clicking a row plays that moment. Features are cached per uploaded file.",
+        "serve", help="a web page to find moments, classes or action segments in an uploaded video (Gradio)",
+        description="Serve a web page (Gradio) where a video is uploaded or picked among generated examples and "
+        "the model's output appears, by its task: for a grounding model, queries typed one per line, each "
+        "query's timeline (saliency, top moments) and a table of moments; for a classification model, a "
+        "ranking of its classes or of class names typed comma-separated (table and bar plot); for a detection "
+        "model, the segments of each class (timeline and table). Clicking a row of moments or segments plays "
+        "it. Features are cached per uploaded file.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default=None, metavar="PATH",
-                   help="a grounding model: run folder, model.safetensors or .ckpt, an exported folder or its "
-                        "Hugging Face Hub id (default: the model of `momentkit demo --video`)")
+                   help="a grounding, classification or detection model: run folder, model.safetensors or "
+                        ".ckpt, an exported folder or its Hugging Face Hub id (default: the model of "
+                        "`momentkit demo --video`)")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to listen on (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 opens it "
                         "to the network)")
@@ -55,7 +63,8 @@ def register(sub) -> None:
     p.add_argument("--max-upload-mb", type=float_range(0.0, open_low=True), default=DEFAULT_MAX_UPLOAD_MB,
                    metavar="MB", help=f"largest video accepted, in MB (default: {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--top", type=int_range(1, 10, "a number of moments"), default=5, metavar="N",
-                   help="moments shown per query at first, 1 to 10 (default: 5)")
+                   help="moments per query, classes, or segments per class shown at first, 1 to 10 "
+                        "(default: 5)")
     p.add_argument("--device", type=device, default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     import signal
+    import sys
     import time
 
     import torch
@@ -112,9 +122,9 @@ def serve(args: argparse.Namespace) -> int:
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     dev = str(check_device(dev, field="--device"))
     ckpt = args.ckpt or default_checkpoint()
-    predictor = MomentApp.load(ckpt, device=dev)
+    model = MomentApp.load(ckpt, device=dev)
     check_port_free(args.host, args.port)
-    app = MomentApp(predictor, name=str(ckpt), max_upload_mb=args.max_upload_mb, top=args.top)
+    app = MomentApp(model, name=str(ckpt), max_upload_mb=args.max_upload_mb, top=args.top)
     page = None
 
     def stop(signum, frame):  # SIGTERM ends the server as Ctrl-C does: the working folder is removed
@@ -126,8 +136,10 @@ def serve(args: argparse.Namespace) -> int:
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"momentkit serve: listening on {args.host}: other machines can reach this page")
         print(f"momentkit serve: files in {app.work_dir} (removed when it stops)")
+        if app.problem:
+            print(f"momentkit serve: {app.problem} (the page says so)", file=sys.stderr)
         print(f"momentkit serve: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  "
-              f"(model {ckpt}; Ctrl-C stops)", flush=True)
+              f"({app.task} model {ckpt}; Ctrl-C stops)", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
