@@ -28,7 +28,7 @@ SHARED_OPTIONS = {
     "--fps": "frames decoded per second",
     "--verbose": "also show what dependencies print",
     "--split": "the split of the data evaluated (test) or read (compare): val or test, default val",
-    "--top": "moments per query (predict, serve), default 5",
+    "--top": "how many answers are shown: moments per query (predict, serve), classes or segments per class (serve), default 5",
 }
 KNOWN_GAPS: set[str] = set()  # every subcommand and option has its description
 
