@@ -65,8 +65,12 @@ METRICS_FILE = "metrics_val.json"
 
 
 def lookup(metrics: dict, key: str):
-    """Flat metric ``key`` of a ``metrics_val.json`` (its ``brief``, then its ``diagnostics``)."""
-    return {**metrics.get("diagnostics", {}), **metrics.get("brief", metrics)}.get(key)
+    """Flat metric ``key`` of a ``metrics_val.json`` (its ``brief``, then its ``diagnostics`` and the
+    per-decoder-query diagnostics' ``brief``, whose keys are ``decoder-*``)."""
+    diagnostics = metrics.get("diagnostics", {})
+    decoder = diagnostics.get("decoder_queries", {})
+    decoder = decoder.get("brief", {}) if isinstance(decoder, dict) else {}
+    return {**decoder, **diagnostics, **metrics.get("brief", metrics)}.get(key)
 
 
 def run_one(study: dict, run: dict, seed: int, out: Path, extra: list[str], threads: int, log) -> dict:

@@ -54,3 +54,13 @@ def test_seeds_has_no_per_task_branch():
     text = (REPO / "benchmarks" / "seeds.py").read_text()
     for word in ('"history" in', '"metrics.json"', "action localisation", "metrics_root"):
         assert word not in text, word
+
+
+def test_lookup_reads_brief_diagnostics_and_decoder_query_keys(seeds):
+    metrics = {"brief": {"MR-full-mAP": 12.5},
+               "diagnostics": {"query-sensitivity": 30.0,
+                               "decoder_queries": {"brief": {"decoder-active@score>=0.5": 3.25}, "per_slot": []}}}
+    assert seeds.lookup(metrics, "MR-full-mAP") == 12.5
+    assert seeds.lookup(metrics, "query-sensitivity") == 30.0
+    assert seeds.lookup(metrics, "decoder-active@score>=0.5") == 3.25
+    assert seeds.lookup(metrics, "missing") is None
