@@ -1,13 +1,18 @@
 """Time and peak memory of ``Predictor.predict`` on long videos (CPU by default).
 
-    python benchmarks/predict_long.py [--minutes 15 30 60] [--queries 10] [--ckpt RUN] [--threads 1]
+    python benchmarks/predict_long.py [--minutes 15 30 60] [--queries 10] [--ckpt RUN] [--threads 1] [--profile]
 
 Features of a video at 0.5 fps (one clip of 2 s; 1,800 clips for one hour) are random, of the demo's
 width (qvh-small: two 128-d sources + 2 TEF, 128-d query tokens, 12 per query), and the model is the
 demo's (SDST at width 64, 75-clip windows) randomly initialised -- or the model of ``--ckpt`` with
 random features of its width. Each length runs in its own process; memory is the growth of the
 peak resident set during ``predict`` over a warm-up prediction on one window (so model loading and
-one-off allocations are not counted). Prints one row per length and the growth per hour of video.
+one-off allocations are not counted). Time is the best of ``--repeat`` predictions, in wall-clock
+seconds and in CPU seconds of the process (what other jobs on a shared machine do not inflate as
+much). Prints one row per length and the growth per hour of video.
+
+``--profile`` instead runs the torch profiler over one prediction of the first length and prints
+its top operators by self CPU time.
 """
 
 from __future__ import annotations
@@ -33,29 +38,51 @@ def _predictor(ckpt):
     return Predictor(create_model(**cfg.model), cfg)
 
 
-def _one(minutes: float, n_queries: int, ckpt, threads: int, repeat: int, queue) -> None:
+def _inputs(p, minutes: float, n_queries: int):
     import numpy as np
+
+    n_clips = int(round(minutes * 60 / p.config.data.clip_len))
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(n_clips, p.video_width)).astype(np.float32)
+    texts = [rng.normal(size=(QUERY_TOKENS, p.text_width)).astype(np.float32) for _ in range(n_queries)]
+    return feats, texts, [f"query {i}" for i in range(n_queries)]
+
+
+def _profile(minutes: float, n_queries: int, ckpt, threads: int, top: int) -> None:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    p = _predictor(ckpt)
+    feats, texts, queries = _inputs(p, minutes, n_queries)
+    p.predict(feats[: p.window], queries, text_features=texts)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        p.predict(feats, queries, text_features=texts)
+    print(f"{minutes:g} min, {n_queries} queries, {threads} thread(s): top operators by self CPU time")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=50))
+
+
+def _one(minutes: float, n_queries: int, ckpt, threads: int, repeat: int, queue) -> None:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     p = _predictor(ckpt)
-    clip_len = p.config.data.clip_len
-    n_clips = int(round(minutes * 60 / clip_len))
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(n_clips, p.video_width)).astype(np.float32)
-    texts = [rng.normal(size=(QUERY_TOKENS, p.text_width)).astype(np.float32) for _ in range(n_queries)]
-    queries = [f"query {i}" for i in range(n_queries)]
+    feats, texts, queries = _inputs(p, minutes, n_queries)
+    n_clips = len(feats)
     p.predict(feats[: p.window], queries, text_features=texts)  # warm-up on one window
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = p.predict(feats, queries, text_features=texts)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert len(res) == n_queries and all(len(r.saliency) == n_clips for r in res)
     queue.put({"minutes": minutes, "clips": n_clips, "windows": res[0].num_windows, "seconds": min(times),
+               "cpu_seconds": min(cpu),
                "growth_mib": (peak - base) / 1024, "features_mib": feats.nbytes / 2**20,
                "model": p.config.model["name"]})
 
@@ -67,9 +94,16 @@ def main() -> None:
     ap.add_argument("--ckpt", default=None, help="run folder / model.safetensors / .ckpt (default: demo model, random)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per length (the best is reported)")
+    ap.add_argument("--profile", action="store_true", help="print the torch profiler's top operators instead")
+    ap.add_argument("--top", type=int, default=12, help="operators printed with --profile")
     args = ap.parse_args()
 
     ctx = mp.get_context("spawn")
+    if args.profile:
+        proc = ctx.Process(target=_profile, args=(args.minutes[0], args.queries, args.ckpt, args.threads, args.top))
+        proc.start()
+        proc.join()
+        return
     rows = []
     for minutes in args.minutes:
         q = ctx.Queue()
@@ -78,11 +112,12 @@ def main() -> None:
         rows.append(q.get())
         proc.join()
     print(f"model {rows[0]['model']}, {args.queries} queries, {args.threads} thread(s)")
-    print("| video | clips | windows | predict time | s per window | peak RSS growth | features |")
-    print("|---|---|---|---|---|---|---|")
+    print("| video | clips | windows | predict time | CPU time | s per window | peak RSS growth | features |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['minutes']:g} min | {r['clips']:,} | {r['windows']} | {r['seconds']:.2f} s | "
-              f"{r['seconds'] / r['windows']:.3f} | {r['growth_mib']:.1f} MiB | {r['features_mib']:.2f} MiB |")
+              f"{r['cpu_seconds']:.2f} s | {r['seconds'] / r['windows']:.3f} | {r['growth_mib']:.1f} MiB | "
+              f"{r['features_mib']:.2f} MiB |")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         hours = (b["minutes"] - a["minutes"]) / 60

@@ -399,6 +399,111 @@ def test_padding_invariance():
     assert torch.isclose(la, lb, atol=1e-4)
 
 
+# ----------------------------------------------------------------------------- inference restructurings
+def _close(a: dict, b: dict, keys=("pred_logits", "pred_spans", "saliency_scores", "pred_actionness",
+                                   "pred_confidence", "level_video", "level_text")):
+    for key in keys:
+        assert a[key].shape == b[key].shape, key
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_row_index_equals_the_gathered_batch(k):
+    # 2 videos and 3 queries (both padded) paired as 5 rows by video_index / text_index: the same outputs,
+    # loss and prediction rows as the batch of the 5 rows' own features
+    model = tiny().eval()
+    distinct = make_batch(k=k)
+    videos = {key: distinct[key][:2] for key in ("video_feats", "video_mask")}
+    vi, ti = torch.tensor([1, 0, 1, 0, 1]), torch.tensor([0, 2, 2, 1, 1])
+    rows = {"video_feats": videos["video_feats"][vi], "video_mask": videos["video_mask"][vi],
+            "text_feats": distinct["text_feats"][ti], "text_mask": distinct["text_mask"][ti],
+            "spans": [distinct["spans"][i] for i in ti.tolist()], "saliency": distinct["saliency"][vi],
+            "saliency_pos_idx": distinct["saliency_pos_idx"][vi], "saliency_valid": torch.ones(5, dtype=torch.bool),
+            "meta": [{"qid": i, "vid": f"v{v}", "duration": 16.0, "clip_len": 2.0, "num_clips": 8}
+                     for i, v in enumerate(vi.tolist())]}
+    if k == 1:
+        for b in (videos, distinct, rows):
+            for key in ("video_feats", "text_feats"):
+                if key in b:
+                    b[key] = b[key][:, 0]
+    indexed = {**rows, **videos, "text_feats": distinct["text_feats"], "text_mask": distinct["text_mask"],
+               "video_index": vi, "text_index": ti}
+    a, b = model(rows), model(indexed)
+    _close(a, b)
+    assert torch.isclose(model.loss(a, rows)[0], model.loss(b, indexed)[0], atol=1e-5)
+    ra, rb = model.postprocess(a, rows, nms=None), model.postprocess(b, indexed, nms=None)
+    assert [len(r["pred_saliency_scores"]) for r in rb] == [3, 5, 3, 5, 3]  # the rows' own clips
+    for x, y in zip(ra, rb):
+        np.testing.assert_allclose(x["pred_relevant_windows"], y["pred_relevant_windows"], atol=2e-4)
+        np.testing.assert_allclose(x["pred_saliency_scores"], y["pred_saliency_scores"], atol=1e-5)
+    for bad, field in ((dict(text_index=None), "text_index"), (dict(video_index=vi[:4]), "text_index"),
+                       (dict(text_index=ti.int()), "text_index")):
+        with pytest.raises(InputError, match=field):
+            model({**indexed, **bad})
+    with pytest.raises(InputError, match="video_index"):
+        model({**rows, "video_feats": videos["video_feats"], "video_mask": videos["video_mask"]})
+
+
+def test_single_level_input_is_projected_once():
+    # one level re-used at every level: projecting it once (outside training with input dropout)
+    # gives what projecting K copies gives, for the outputs, the loss and the gradients
+    model = tiny(**NO_DROPOUT)
+    batch = make_batch(k=1)
+    single = {**batch, "video_feats": batch["video_feats"][:, 0], "text_feats": batch["text_feats"][:, 0]}
+    copies = {**batch, "video_feats": batch["video_feats"].repeat(1, 3, 1, 1),
+              "text_feats": batch["text_feats"].repeat(1, 3, 1, 1)}
+    calls = []
+    hook = model.layers[0].video_proj.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    for mode in (False, True):
+        model.train(mode)
+        grads, outs = [], []
+        for b in (single, copies):
+            model.zero_grad()
+            torch.manual_seed(0)
+            out = model(b)
+            model.loss(out, b)[0].backward()
+            outs.append(out)
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        _close(*outs)
+        assert grads[0].keys() == grads[1].keys()
+        for n in grads[0]:
+            assert torch.allclose(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4), n
+    hook.remove()
+    assert [c[1] for c in calls] == [1, 3, 1, 3]  # once for the single level, K times for K levels
+    model.config.input_dropout = 0.5  # training draws a dropout mask per level
+    model.train()(single)
+    assert model._project(torch.zeros(2, 1, 3, 6), "video").shape == (2, 3, 3, 16)
+
+
+def test_no_padding_runs_the_attention_without_a_mask(monkeypatch):
+    # nothing padded: no attention mask at all; the outputs are those of the same batch with one more,
+    # padded, clip and token (which takes the masked attention)
+    import torch.nn.functional as F
+
+    model = tiny().eval()
+    full = make_batch(k=4, valid_t=(8, 8, 8), valid_l=(6, 6, 6))
+    padded = {**full,
+              "video_feats": torch.cat([full["video_feats"], torch.randn(3, 4, 1, 6)], 2),
+              "video_mask": torch.cat([full["video_mask"], torch.zeros(3, 1, dtype=torch.bool)], 1),
+              "text_feats": torch.cat([full["text_feats"], torch.randn(3, 4, 1, 5)], 2),
+              "text_mask": torch.cat([full["text_mask"], torch.zeros(3, 1, dtype=torch.bool)], 1)}
+    masks = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, attn_mask=None, **kwargs):
+        masks.append(attn_mask is None)
+        return sdpa(*args, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    a = model(full)
+    assert masks and all(masks)
+    masks.clear()
+    b = model(padded)
+    assert masks[:2] == [False, False]  # the dense stream's text CA and self-attention, masked
+    _close(a, b, ("pred_logits", "pred_spans", "pred_actionness"))
+    assert torch.allclose(a["saliency_scores"], b["saliency_scores"][:, :8], atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- switches
 @pytest.mark.parametrize("cfg", [
     dict(attention="rdsa"), dict(attention="deformable"), dict(attention="ca"),

@@ -18,6 +18,7 @@ pytest.importorskip("transformers")
 from momentkit.cli.main import main  # noqa: E402
 from momentkit.errors import InputError  # noqa: E402
 from momentkit.io import write_jsonl  # noqa: E402
+from momentkit.models import create_model, list_models  # noqa: E402
 from momentkit.models.postprocess import postprocess  # noqa: E402
 from momentkit.predict import Predictor, window_starts  # noqa: E402
 from momentkit.tasks.grounding import GroundingDataConfig, GroundingEvalConfig  # noqa: E402
@@ -147,6 +148,86 @@ def test_windows_shift_merge_and_average_by_hand():
     r = _marker_predictor(window=12).predict(feats, "a", text_features=text[:1])[0]
     assert r.num_windows == 1 and r.moments[0] == [10.0, 14.0, round(sig(2), 4)]
     np.testing.assert_allclose(r.saliency, np.arange(12) / 12)
+
+
+# ----------------------------------------------------------------------------- fast path = per-window computation
+def _straightforward(predictor: Predictor, feats: np.ndarray, queries, raw_texts, duration: float):
+    """The module docstring's algorithm done the plain way: each window of the video with each query as a
+    batch of one row (its own inputs, no padding), the model's rows shifted to the timeline, the
+    ``max_candidates`` best of each query NMS-ed, each clip's saliency averaged over its windows."""
+    from momentkit.data.inputs import batch_inputs, text_inputs, video_inputs
+    from momentkit.ops.nms import nms
+
+    cfg, model = predictor.config, predictor.model
+    clip_len, n = float(cfg.data.clip_len), feats.shape[-2]
+    win = min(predictor.window, n)
+    texts = [text_inputs(t, cfg.data.max_q_len, normalize=True, layer=cfg.data.layer) for t in raw_texts]
+    sal, cover = np.zeros((len(queries), n)), np.zeros(n)
+    cands = [[] for _ in queries]
+    for s in window_starts(n, predictor.window, predictor.stride).tolist():
+        video = video_inputs(feats[..., s:, :], predictor.window, cfg.data.use_tef, cfg.data.layer)
+        for q, text in enumerate(texts):
+            batch = batch_inputs([video], [text])
+            batch["meta"] = [{"qid": q, "vid": None, "query": queries[q], "clip_len": clip_len, "num_clips": win,
+                              "duration": max(min(win * clip_len, duration - s * clip_len), 1e-6)}]
+            with torch.no_grad():
+                row = model.postprocess(model(batch), batch, max_windows=1 << 30, nms=None, decimals=None)[0]
+            m = np.asarray(row["pred_relevant_windows"], dtype=np.float64).reshape(-1, 3)
+            m[:, :2] += s * clip_len
+            cands[q].append(m)
+            sal[q, s : s + win] += row["pred_saliency_scores"]
+        cover[s : s + win] += 1
+    top, out = cfg.eval.max_windows, []
+    for q in range(len(queries)):
+        m = np.concatenate(cands[q])
+        m = m[np.argsort(-m[:, 2], kind="stable")][: predictor.max_candidates]
+        m[:, :2] = np.clip(m[:, :2], 0.0, duration)
+        m = nms(m, cfg.eval.nms, cfg.eval.nms_threshold, max_keep=top, relative=True)
+        out.append((np.round(m[np.argsort(-m[:, 2], kind="stable")][:top], 4), sal[q] / cover))
+    return out
+
+
+def _tiny_grounding_model(name: str, video_dim: int, text_dim: int):
+    """A small randomly initialised model of any registered grounding model (options its config lacks
+    are left out)."""
+    import dataclasses
+
+    from momentkit.models.registry import model_entry
+
+    small = dict(video_dim=video_dim, text_dim=text_dim, hidden_dim=16, nheads=2, ffn_dim=32, num_queries=4,
+                 enc_layers=1, dec_layers=2, t2v_layers=1, num_levels=2, cnn_hidden=8, rdsa_query_dim=8, roi_size=4,
+                 num_points=2, dummy_tokens=2)
+    fields = {f.name for f in dataclasses.fields(model_entry(name).config)}
+    torch.manual_seed(0)
+    return create_model(name, **{k: v for k, v in small.items() if k in fields})
+
+
+@pytest.mark.parametrize("layered", [False, True])
+@pytest.mark.parametrize("name", list_models("grounding"))
+def test_predict_equals_the_per_window_computation(name, layered):
+    # a 23-clip video in windows of 6 clips every 3 (starts 0, 3, ..., 15, 17), three queries of 2, 5 and
+    # 3 tokens (cut to 4), plain or layered features: the predictor's batched path (all queries on
+    # several windows per forward pass; SDST: each window's and each query's input projection made
+    # once) gives the plain computation's moments (to their 4 decimals) and saliency, whatever the rows
+    # per forward pass and the candidates kept
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=((2,) if layered else ()) + (23, 7)).astype(np.float32)
+    raw = [rng.normal(size=((2,) if layered else ()) + (n, 5)).astype(np.float32) for n in (2, 5, 3)]
+    queries = ["a", "b", "c"]
+    model = _tiny_grounding_model(name, 9, 5)
+    layer = -1 if layered and name != "sdst" else None  # SDST reads every level, the others the last one
+    cfg = ExperimentConfig(task="grounding", model={"name": name},
+                           data=GroundingDataConfig(clip_len=2.0, max_v_len=6, max_q_len=4, use_tef=True, layer=layer),
+                           eval=GroundingEvalConfig(max_windows=7, nms="gaussian", nms_threshold=0.5))
+    for options in (dict(stride=3), dict(stride=3, batch_size=1, max_candidates=9), dict(stride=2, batch_size=7)):
+        predictor = Predictor(model, cfg, **options)
+        ref = _straightforward(predictor, feats, queries, raw, duration=45.0)
+        got = predictor.predict(feats, queries, text_features=raw, duration=45.0)
+        assert got[0].num_windows == len(window_starts(23, 6, options["stride"]))
+        for r, (moments, saliency) in zip(got, ref):
+            assert len(r.moments) == len(moments) == 7
+            np.testing.assert_allclose(r.moments, moments, rtol=0, atol=1.5e-4)
+            np.testing.assert_allclose(r.saliency, saliency, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- trained model

@@ -39,6 +39,11 @@ moments are shifted to the absolute timeline, the candidates of all windows are 
 has none) and each clip's saliency is the mean of its scores over the windows that cover it. Windows
 are processed ``batch_size`` rows at a time (a row is one query on one window), so memory grows
 linearly with the length of the video; at most ``max_candidates`` candidates per query enter NMS.
+The queries' inputs are made once, each chunk's windows at once (:meth:`Predictor.window_inputs`,
+no loop over windows), and every query is paired with every window of the chunk
+(:func:`pair_rows`): gathered into rows, or, for a model that takes row indices (SDST), by index, so
+that the model projects each window and each query once. The predictions are those of running
+each window with each query on its own (``tests/test_predict.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -374,10 +379,34 @@ class Predictor:
                                    what=f"text features of query {i}").numpy())
         return out
 
+    def window_inputs(self, feats: np.ndarray, starts: Sequence[int] = (0,)) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(video (W, T', Dv') or (W, K, T', Dv'), video_mask (W, T'))``: the windows of ``feats`` that start
+        at clips ``starts``, each ``video_inputs(feats[..., s:, :], window, data.use_tef, data.layer)``
+        (see :meth:`inputs`), made for all windows at once (every window holds ``T' = min(window, T)``
+        clips, so they share one TEF and need no padding)."""
+        from momentkit.data.inputs import pick_layer, video_inputs
+
+        base = pick_layer(feats, self.layer, "video features")  # (T, D) or (K, T, D)
+        n = min(self.window, base.shape[-2])
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        if starts.size == 0 or starts.min() < 0 or starts.max() + n > base.shape[-2]:
+            raise InputError(f"window starts must lie in [0, {base.shape[-2] - n}] for {base.shape[-2]} clips",
+                             field="starts")
+        clips = np.moveaxis(base[..., starts[:, None] + np.arange(n), :], -3, 0)  # (W, [K,] n, D)
+        video = video_inputs(clips, n, bool(self.config.data.use_tef))
+        return video, torch.ones(len(starts), n, dtype=torch.bool)
+
+    def query_inputs(self, texts: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(text (Q, L, Dt) or (Q, K, L, Dt), text_mask (Q, L))``: the queries' features from
+        :meth:`text_features`, right-padded to the longest (:func:`momentkit.data.inputs.pad_time`)."""
+        from momentkit.data.inputs import pad_time
+
+        return pad_time([torch.as_tensor(t) for t in texts])
+
     def inputs(self, feats: np.ndarray, texts: Sequence, starts: Sequence[int] = (0,)) -> dict[str, torch.Tensor]:
         """The model inputs of every query on the windows of ``feats`` that start at clips ``starts``:
-        ``video_feats``, ``video_mask``, ``text_feats``, ``text_mask`` (:func:`momentkit.data.inputs.batch_inputs`,
-        on the CPU), row ``b`` = window ``b // Q``, query ``b % Q`` with ``Q = len(texts)``.
+        ``video_feats``, ``video_mask``, ``text_feats``, ``text_mask`` (as :func:`momentkit.data.inputs.batch_inputs`
+        makes them, on the CPU), row ``b`` = window ``b // Q``, query ``b % Q`` with ``Q = len(texts)``.
 
         ``feats``: the ``(T, D)`` / ``(K, T, D)`` float32 clip features of the whole video; ``texts``: the
         queries' features from :meth:`text_features`. The window starting at clip ``s`` is
@@ -385,13 +414,12 @@ class Predictor:
         video from clip ``s`` on, with its TEF relative to the window -- so on a video of at most
         ``window`` (= ``data.max_v_len`` by default) clips the batch equals the collated
         :class:`~momentkit.data.datasets.GroundingDataset` items of the same video and queries.
+        :meth:`predict` builds the windows (:meth:`window_inputs`) and queries (:meth:`query_inputs`)
+        once each and pairs them (:func:`pair_rows`).
         """
-        from momentkit.data.inputs import batch_inputs, video_inputs
-
-        use_tef = bool(self.config.data.use_tef)
-        windows = [video_inputs(feats[..., int(s):, :], self.window, use_tef, self.layer) for s in starts]
-        text = [torch.as_tensor(t) for t in texts]
-        return batch_inputs([v for v in windows for _ in text], [t for _ in windows for t in text])
+        video, video_mask = self.window_inputs(feats, starts)
+        text, text_mask = self.query_inputs(texts)
+        return pair_rows(video, video_mask, text, text_mask)
 
     # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
@@ -430,6 +458,10 @@ class Predictor:
         threshold = cfg.eval.nms_threshold if self.nms_threshold is None else self.nms_threshold
 
         steps = np.arange(win)
+        # the queries' inputs once; each chunk's windows once, paired with every query (row b = window
+        # b // Q, query b % Q): by index inside a model that takes row indices, else gathered here
+        text, text_mask = (x.to(self.device) for x in self.query_inputs(texts))
+        by_index = bool(getattr(self.model, "accepts_row_index", False))
 
         sal_sum = np.zeros((n_q, n_clips), dtype=np.float64)
         cover = np.zeros(n_clips, dtype=np.float64)
@@ -439,8 +471,8 @@ class Predictor:
             st = starts[c0 : c0 + per_chunk]
             idx = st[:, None] + steps  # (w, win)
             w = len(st)
-            # row b = window (b // Q), query (b % Q); built on the CPU, sent to the device chunk by chunk
-            batch = {k: v.to(self.device) for k, v in self.inputs(feats, texts, st).items()}
+            video, video_mask = (x.to(self.device) for x in self.window_inputs(feats, st))
+            batch = pair_rows(video, video_mask, text, text_mask, gather=not by_index)
             batch["meta"] = [{"qid": q, "vid": vid, "query": queries[q], "clip_len": clip_len, "num_clips": win,
                               "duration": float(max(min(win * clip_len, dur - s * clip_len), 1e-6))}
                              for s in st.tolist() for q in range(n_q)]
@@ -474,6 +506,27 @@ class Predictor:
         return results
 
 
+def pair_rows(video: torch.Tensor, video_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+              gather: bool = True) -> dict[str, torch.Tensor]:
+    """A batch of every query on every window: row ``b`` = window ``b // Q``, query ``b % Q`` of ``W``
+    windows ``video (W, ...)`` / ``video_mask (W, T)`` and ``Q`` queries ``text (Q, ...)`` / ``text_mask (Q, L)``.
+
+    ``gather``: the rows' own ``video_feats``, ``video_mask``, ``text_feats``, ``text_mask`` (``W * Q`` each,
+    the batch of :func:`momentkit.data.inputs.batch_inputs`); otherwise the distinct windows and queries
+    with ``video_index`` / ``text_index (W * Q,)``, the row indices that a model with
+    ``accepts_row_index`` (SDST) reads, so that it computes each window's and each query's own
+    projections once."""
+    w, q = len(video), len(text)
+    video_index = torch.arange(w, device=video.device).repeat_interleave(q)
+    text_index = torch.arange(q, device=text.device).repeat(w)
+    if gather:
+        return {"video_feats": video.index_select(0, video_index),
+                "video_mask": video_mask.index_select(0, video_index),
+                "text_feats": text.index_select(0, text_index), "text_mask": text_mask.index_select(0, text_index)}
+    return {"video_feats": video, "video_mask": video_mask, "text_feats": text, "text_mask": text_mask,
+            "video_index": video_index, "text_index": text_index}
+
+
 def _best(windows: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` highest-scored windows, by descending score (ties keep order)."""
     order = np.argsort(-windows[:, 2], kind="stable")[:k]
@@ -495,4 +548,4 @@ def _load_npz_features(path: Path) -> np.ndarray:
         raise InputError(f"cannot read feature file ({type(e).__name__}: {e})", path=path) from None
 
 
-__all__ = ["MomentPrediction", "Predictor", "load_model_and_config", "window_starts"]
+__all__ = ["MomentPrediction", "Predictor", "load_model_and_config", "pair_rows", "window_starts"]

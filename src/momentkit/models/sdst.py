@@ -42,6 +42,11 @@ Choices where the paper leaves room (each visible in :class:`SDSTConfig`):
 Batch: ``video_feats (B, K, T, Fv)`` or ``(B, T, Fv)``, ``video_mask (B, T)``, ``text_feats
 (B, K, L, Ft)`` or ``(B, L, Ft)``, ``text_mask (B, L)``; for the loss ``spans``, ``saliency``,
 ``saliency_pos_idx`` (+ ``saliency_valid``), ``meta`` (``vid``); for post-processing ``meta``.
+Optionally ``video_index`` / ``text_index (B,)`` int64 (both or neither): row ``b`` pairs video
+``video_index[b]`` with query ``text_index[b]``, the features and masks then holding the distinct
+videos ``(Nv, ...)`` and queries ``(Nt, ...)``; each one's input projection is computed once, then
+gathered (the same outputs as the gathered batch; :class:`momentkit.predict.Predictor` pairs every
+window of a long video with every query this way).
 Outputs: ``pred_logits (B, M, 1)``, ``pred_spans (B, M, 2)`` (normalised cxw), ``saliency_scores
 (B, T)``, ``pred_actionness`` / ``pred_confidence (B, M)``, ``aux_outputs`` (levels 1..K-1: logits and
 spans), ``level_logits (K, B, M, 1)`` / ``level_spans (K, B, M, 2)`` (every level stacked; the set
@@ -51,6 +56,9 @@ losses read these), ``level_video (K, B, T, F)``, ``level_text (K, B, F)`` (for 
 Speed: the training step avoids host-device synchronisations (one for the input masks, one for the
 matcher's cost matrix), boolean-mask indexing and per-sample Python loops; clips are sampled with
 row gathers (:mod:`.rdsa`); ``benchmarks/train_step.py --count-ops`` counts the dispatched operations.
+The attentions get no padding mask when nothing is padded (learnt in the same synchronisation as the
+masks' check; the same result, and a faster attention kernel), and a single-level input is projected
+once for every level unless input dropout is drawn (training), when each level draws its own mask.
 
 ``momentkit params CONFIG`` prints the trainable parameters of a config's model, for SDST per part
 (:func:`parameter_breakdown`).
@@ -290,6 +298,8 @@ def _ffn(cfg: SDSTConfig) -> FeedForwardBlock:
 class SDST(nn.Module):
     """Sparse-Dense Side-Tuner; see the module docstring."""
 
+    accepts_row_index = True  # a batch may pair distinct videos and queries by video_index / text_index
+
     def __init__(self, config: SDSTConfig | None = None):
         super().__init__()
         cfg = self.config = config or SDSTConfig()
@@ -336,15 +346,20 @@ class SDST(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def _levels(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The last ``num_levels`` levels of ``x (B, N, S, F)``; a single level (``N = 1``) stays one."""
         k, n = self.config.num_levels, x.shape[1]
         if n == 1:
-            return x.expand(-1, k, -1, -1)
+            return x
         if n < k:
             raise InputError(f"has {n} levels but num_levels is {k} (give at least {k} levels, or one)",
                              field=name)
         return x[:, n - k:]
 
     def _inputs(self, batch: dict):
+        """``video (Nv, K or 1, T, Fv)``, ``video_mask (Nv, T)``, ``text (Nt, K or 1, L, Ft)``, ``text_mask
+        (Nt, L)``, the text cross-attentions' padding mask (None: no token ignored), whether every clip
+        is valid, and the row indices ``video_index`` / ``text_index`` ``(B,)`` (None: row ``b`` is
+        sample ``b``)."""
         cfg = self.config
         for key in ("video_feats", "video_mask", "text_feats", "text_mask"):
             if key not in batch:
@@ -361,12 +376,44 @@ class SDST(nn.Module):
                 raise InputError(f"expected shape {(x.shape[0], x.shape[2])}, got {tuple(mask.shape)}",
                                  field=f"{name}_mask")
             out += [self._levels(x, f"{name}_feats"), mask.bool()]
-        # one host-device synchronisation for both masks
-        empty = torch.stack([out[1].any(1).all(), out[3].any(1).all()]).logical_not().tolist()
-        for name, bad in zip(("video", "text"), empty):
-            if bad:
+        index = self._row_index(batch, len(out[0]), len(out[2]))
+        text_pad = self._text_ca_pad(out[3])
+        # one host-device synchronisation for both masks (and whether any position is padded at all)
+        checks = torch.stack([out[1].any(1).all(), out[3].any(1).all(), out[1].all(), text_pad.any()]).tolist()
+        for name, ok in zip(("video", "text"), checks):
+            if not ok:
                 raise InputError("every sample needs at least one valid position", field=f"{name}_mask")
-        return out
+        return (*out, text_pad if checks[3] else None, checks[2], *index)
+
+    @staticmethod
+    def _row_index(batch: dict, n_video: int, n_text: int):
+        """``video_index`` / ``text_index`` of the batch (both or neither), checked against the inputs."""
+        vi, ti = batch.get("video_index"), batch.get("text_index")
+        if vi is None and ti is None:
+            if n_video != n_text:
+                raise InputError(f"{n_video} videos but {n_text} queries (give video_index and text_index to "
+                                 "pair them)", field="text_feats")
+            return None, None
+        for name, idx, n in (("video_index", vi, n_video), ("text_index", ti, n_text)):
+            if not isinstance(idx, torch.Tensor) or idx.ndim != 1 or idx.dtype != torch.int64:
+                raise InputError("must be a 1-D int64 tensor, given together with "
+                                 f"{'text_index' if name == 'video_index' else 'video_index'}", field=name)
+        if len(vi) != len(ti):
+            raise InputError(f"{len(vi)} video rows but {len(ti)} text rows", field="text_index")
+        return vi, ti
+
+    def _project(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The input projection of every level: ``x (N, K or 1, S, F) -> (N, K or 1, S, hidden_dim)``. A
+        single-level input is projected once for all levels (the same values: the projection is
+        deterministic outside training with input dropout), else once per level."""
+        cfg, k = self.config, self.config.num_levels
+        if cfg.shared:
+            proj = getattr(self.layers[0], f"{name}_proj")
+            if x.shape[1] == 1 and not (self.training and cfg.input_dropout > 0):
+                return proj(x)
+            return proj(x.expand(-1, k, -1, -1))  # one batched projection for every level
+        x = x.expand(-1, k, -1, -1)
+        return torch.stack([getattr(self.layers[i], f"{name}_proj")(x[:, i]) for i in range(k)], 1)
 
     def _text_ca_pad(self, text_mask: torch.Tensor) -> torch.Tensor:
         """Key padding mask of the text cross-attentions (True = ignored); the CLS token is ignored
@@ -386,23 +433,22 @@ class SDST(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict) -> dict:
         cfg = self.config
-        v, vm, t, tm = self._inputs(batch)
+        v, vm, t, tm, text_pad, all_clips, video_index, text_index = self._inputs(batch)
         dtype = self.query_latents.dtype
-        v, t = v.to(dtype), t.to(dtype)
-        b, k = v.shape[:2]
-        d = cfg.hidden_dim
+        k, d = cfg.num_levels, cfg.hidden_dim
+        video, text = self._project(v.to(dtype), "video"), self._project(t.to(dtype), "text")
+        pos = self.dense_pos(vm).to(video)
+        if video_index is not None:  # rows pair distinct videos and queries: inputs made once, then gathered
+            video, vm, pos = (x.index_select(0, video_index) for x in (video, vm, pos))
+            text, tm = text.index_select(0, text_index), tm.index_select(0, text_index)
+            text_pad = None if text_pad is None else text_pad.index_select(0, text_index)
+        video, text = video.expand(-1, k, -1, -1), text.expand(-1, k, -1, -1)
+        b = video.shape[0]
         lengths = vm.sum(1)
-        clip_pad, text_pad = ~vm, self._text_ca_pad(tm)
-        pos = self.dense_pos(vm).to(v)
-        if cfg.shared:  # one batched projection for every level
-            video = self.layers[0].video_proj(v)
-            text = self.layers[0].text_proj(t)
-        else:
-            video = torch.stack([self.layers[i].video_proj(v[:, i]) for i in range(k)], 1)
-            text = torch.stack([self.layers[i].text_proj(t[:, i]) for i in range(k)], 1)
+        clip_pad = None if all_clips else ~vm  # no padding: attention without a mask (the same result)
         betas = self.betas().to(video)
 
-        keep = self._query_keep(b, v.device)
+        keep = self._query_keep(b, video.device)
         h = self.query_latents.expand(b, -1, -1)
         ref_logits = self.query_refs.expand(b, -1, -1)
         if keep is not None:
@@ -481,7 +527,8 @@ class SDST(nn.Module):
         for level, (video, text) in enumerate(zip(videos, texts)):
             fresh = mix[level] * video
             dense = fresh if dense is None else carry[level] * dense + fresh
-            dense = self.layer(level).dense(dense, text[idx], text_pad[idx], pos, clip_pad)
+            dense = self.layer(level).dense(dense, text[idx], None if text_pad is None else text_pad[idx], pos,
+                                            clip_pad)
         neg = F.cosine_similarity(dense.float(), pooled[:, -1, None][idx].float(), dim=-1)
         out = {"saliency_scores_neg": neg}
         sal = batch.get("saliency")
@@ -498,7 +545,16 @@ class SDST(nn.Module):
         ``loss_iou``, ``loss_label`` (+ ``_<level>`` for the earlier levels), ``loss_saliency``,
         ``loss_video_align``, ``loss_layer_align``, ``loss_actionness`` (see :mod:`momentkit.models.criterion`:
         every level matched with one cost matrix, no other wait for the device)."""
-        return self.criterion(outputs, batch)
+        return self.criterion(outputs, self.rows_batch(batch))
+
+    @staticmethod
+    def rows_batch(batch: dict) -> dict:
+        """``batch`` with the rows' own ``video_mask`` / ``text_mask`` when it pairs distinct inputs by
+        ``video_index`` / ``text_index`` (what the loss and post-processing read); else ``batch``."""
+        if batch.get("video_index") is None:
+            return batch
+        return {**batch, "video_mask": batch["video_mask"].index_select(0, batch["video_index"]),
+                "text_mask": batch["text_mask"].index_select(0, batch["text_index"])}
 
     def postprocess(self, outputs: dict, batch: dict, **kwargs) -> list[dict]:
         """Prediction rows in seconds ranked by ``sqrt(p_cls * actionness)``, soft-NMS (``gaussian``)
@@ -506,7 +562,7 @@ class SDST(nn.Module):
         kwargs.setdefault("nms", "gaussian")
         # postprocess() ranks by sigmoid(pred_logits) for single-logit heads: pass logit(confidence)
         conf = outputs["pred_confidence"].detach().double()
-        return postprocess({**outputs, "pred_logits": torch.logit(conf)[..., None]}, batch, **kwargs)
+        return postprocess({**outputs, "pred_logits": torch.logit(conf)[..., None]}, self.rows_batch(batch), **kwargs)
 
 
 def sdst(**cfg) -> SDST:
