@@ -60,7 +60,17 @@ def _profile(minutes: float, n_queries: int, ckpt, threads: int, top: int) -> No
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         p.predict(feats, queries, text_features=texts)
     print(f"{minutes:g} min, {n_queries} queries, {threads} thread(s): top operators by self CPU time")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=50))
+    print(top_operators(prof, top))
+
+
+def top_operators(prof, top: int) -> str:
+    """A Markdown table of the ``top`` operators of a torch profile by self CPU time."""
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops)
+    lines = ["| operator | self CPU | share | calls |", "|---|---|---|---|"]
+    lines += [f"| `{e.key}` | {e.self_cpu_time_total / 1000:.0f} ms | {100 * e.self_cpu_time_total / total:.1f}% | "
+              f"{e.count:,} |" for e in ops[:top]]
+    return "\n".join(lines + [f"| total | {total / 1000:.0f} ms | | |"])
 
 
 def _one(minutes: float, n_queries: int, ckpt, threads: int, repeat: int, queue) -> None:

@@ -1,11 +1,18 @@
 """Training-step time and peak memory per model, on random inputs of QVHighlights shape.
 
     python benchmarks/train_step.py [--batch 32] [--steps 10] [--threads N] [--device cpu|cuda] [--count-ops]
+                                    [--compile] [--autocast bf16] [--profile N]
 
 Moment-DETR and QD-DETR get SlowFast + CLIP clip features (2816 + 2 TEF dims) and CLIP text tokens
 (512); SDST gets K = 4 layered InternVideo2-style features (video 768, text 1024), its paper setting.
 Each model runs in its own process so that peak memory is its own. Prints ms per step and the
-ratio to Moment-DETR measured in the same run.
+ratio to Moment-DETR measured in the same run, and on the CPU the process's CPU time per step (what
+other jobs on a shared machine inflate less than the wall time).
+
+Levers: ``--compile`` runs the steps with ``torch.compile`` d forward and loss (as ``train.compile``
+does; the first step's compilation is reported apart, not timed); ``--autocast bf16`` runs forward
+and loss under ``torch.autocast`` (bfloat16 matrix products). ``--profile N`` prints the N top
+operators of one extra step by self CPU time (torch profiler).
 
 ``--count-ops`` adds, from one extra step, the number of operations dispatched by the forward pass,
 the loss and the backward pass (views excluded): on a GPU a step this small is bound by kernel
@@ -17,6 +24,7 @@ the operations that would (``nonzero``, ``.item()``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import resource
 import statistics
@@ -107,27 +115,51 @@ def _run(name, args, queue):
     model = create_model(name, video_dim=spec["video_dim"], text_dim=spec["text_dim"], **spec["cfg"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = _batch(torch, spec, args.batch, device=device)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(args.warmup + args.steps):
-        t = time.perf_counter()
-        out = model(batch)
-        loss, _ = model.loss(out, batch)
+    forward, loss_fn = (torch.compile(model.forward), torch.compile(model.loss)) if args.compile else (model, model.loss)
+    autocast = (torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if args.autocast == "bf16"
+                else contextlib.nullcontext())
+
+    def step():
+        with autocast:
+            out = forward(batch)
+            loss, _ = loss_fn(out, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
+
+    first = None
+    if args.compile:  # the compilation, apart
+        t = time.perf_counter()
+        step()
+        first = time.perf_counter() - t
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times, cpu = [], []
+    for i in range(args.warmup + args.steps):
+        t, c = time.perf_counter(), time.process_time()
+        step()
         if i >= args.warmup:
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     if device.startswith("cuda"):
         mem = torch.cuda.max_memory_allocated() / 2**20
     else:
         mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB -> MiB
     ops = _count_step(torch, model, batch, device) if args.count_ops else None
-    queue.put((name, 1000 * statistics.median(times), 1000 * min(times), mem, count_parameters(model), ops))
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        from predict_long import top_operators
+
+        print(f"{name}: top operators of one step by self CPU time")
+        print(top_operators(prof, args.profile), flush=True)
+    queue.put((name, 1000 * statistics.median(times), 1000 * min(times), mem, count_parameters(model), ops,
+               1000 * statistics.median(cpu), first))
 
 
 def main() -> None:
@@ -139,6 +171,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--count-ops", action="store_true", help="also count dispatched operations and syncs per step")
+    p.add_argument("--compile", action="store_true", help="torch.compile forward and loss (as train.compile)")
+    p.add_argument("--autocast", choices=["bf16"], default=None, help="forward and loss under bf16 autocast")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="print the N top operators of one step")
     args = p.parse_args()
     ctx = mp.get_context("spawn")
     rows = []
@@ -150,16 +185,20 @@ def main() -> None:
         proc.join()
     base = next((r for r in rows if r[0] == "moment_detr"), rows[0])
     mem_what = "peak CUDA MiB" if args.device.startswith("cuda") else "peak RSS growth MiB"
-    print(f"batch {args.batch}, 75 clips, {args.steps} steps after {args.warmup} warm-up, device {args.device}")
-    print(f"{'model':12s} {'ms/step':>9s} {'best':>8s} {'x MDETR':>8s} {mem_what:>20s} {'params':>11s}")
-    for name, med, best, mem, n, _ in rows:
-        print(f"{name:12s} {med:9.1f} {best:8.1f} {med / base[1]:8.2f} {mem:20.0f} {n:11,d}")
+    levers = ", ".join(x for x in ("compiled" * args.compile, f"{args.autocast} autocast" * bool(args.autocast)) if x)
+    print(f"batch {args.batch}, 75 clips, {args.steps} steps after {args.warmup} warm-up, device {args.device}"
+          + (f", {levers}" if levers else ""))
+    print(f"{'model':12s} {'ms/step':>9s} {'best':>8s} {'x MDETR':>8s} {'CPU ms':>8s} {'x MDETR':>8s} "
+          f"{mem_what:>20s} {'params':>11s}" + (f" {'compile s':>10s}" if args.compile else ""))
+    for name, med, best, mem, n, _, cpu, first in rows:
+        print(f"{name:12s} {med:9.1f} {best:8.1f} {med / base[1]:8.2f} {cpu:8.1f} {cpu / base[6]:8.2f} {mem:20.0f} "
+              f"{n:11,d}" + (f" {first:10.1f}" if args.compile else ""))
     if args.count_ops:
         what = "host syncs" if args.device.startswith("cuda") else "sync-like ops"
         print(f"\n{'model':12s} {'ops fwd':>8s} {'loss':>6s} {'bwd':>6s} {'total':>7s} {'x MDETR':>8s} {what:>14s}")
-        for name, *_, (fwd, los, bwd, syncs) in rows:
+        for name, *_, (fwd, los, bwd, syncs), _, _ in rows:
             total = fwd + los + bwd
-            print(f"{name:12s} {fwd:8d} {los:6d} {bwd:6d} {total:7d} {total / sum(base[-1][:3]):8.2f} {syncs:14d}")
+            print(f"{name:12s} {fwd:8d} {los:6d} {bwd:6d} {total:7d} {total / sum(base[5][:3]):8.2f} {syncs:14d}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ blended with ``lerp`` (per-head values stay in their ``(B, T, H, C)`` layout).
   ``S = W_o concat_h sum_p A_hp V_h[c + w * Delta_hp]`` with ``V = W_v X``. ``Delta = -0.5 / +0.5``
   are the current segment boundaries.
 - :class:`ContextCNN`: two 1-D convolutions (LayerNorm, ReLU between) giving clips local context,
-  computed channels-last as matrix products over unfolded windows (each a contiguous block of clips).
+  computed channels-last as matrix products over the windows of shifted clips.
 - :class:`RDSA` (Reference-based Deformable Self-Attention): offsets and weights come from the dense
   features themselves, sampled (after the context CNN) at the left edge, centre and right edge of each
   reference segment, so queries and keys live in the same space.
@@ -190,13 +190,15 @@ class ContextCNN(nn.Module):
 def _conv_over_time(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """``conv`` (stride 1, ``kernel // 2`` zero padding) applied to channels-last ``x (B, T, C)`` as one
     matrix product over the unfolded windows: the convolution's result without moving channels
-    first and back (faster on the CPU, the same parameters). Each window is laid out ``(k, C)``,
-    ``k`` consecutive clips, so unfolding copies contiguous rows (the weight is permuted to match)."""
+    first and back (faster on the CPU, the same parameters). Each window is laid out ``(k, C)``, the
+    ``k`` shifted copies of the clips side by side (one concatenation, whose gradient is ``k`` slices;
+    the weight is permuted to match), and the windows of all samples are one matrix."""
+    b, t, c = x.shape
     k = conv.kernel_size[0]
-    windows = F.pad(x, (0, 0, k // 2, k // 2)).unfold(1, k, 1).transpose(2, 3)  # (B, T, k, C)
-    weight = conv.weight.transpose(1, 2).reshape(conv.out_channels, -1)  # (out, k * C)
-    # one (B * T, k * C) matrix: a single copy and matrix product (not one per sample)
-    return F.linear(windows.reshape(-1, weight.shape[1]), weight, conv.bias).view(*x.shape[:2], -1)
+    padded = F.pad(x, (0, 0, k // 2, k // 2))
+    windows = torch.cat([padded[:, j : j + t] for j in range(k)], dim=-1)  # (B, T, k * C)
+    weight = conv.weight.transpose(1, 2).reshape(conv.out_channels, k * c)  # (out, k * C)
+    return F.linear(windows.view(b * t, k * c), weight, conv.bias).view(b, t, -1)
 
 
 class RDSA(nn.Module):

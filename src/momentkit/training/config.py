@@ -53,6 +53,10 @@ class TrainConfig:
     progress: bool = True
     max_steps: int = -1  # stop after this many optimiser steps (-1 = no limit)
     max_time_minutes: float | None = None  # stop training after this wall time
+    # torch.compile the model's forward and loss for the training steps (evaluation stays eager): the
+    # same mathematics, a one-off compilation of minutes; off by default (benchmarks/RESULTS.md,
+    # "Training step time and memory", has its measured effect)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=("epochs", "lr", "eval_every"),

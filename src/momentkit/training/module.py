@@ -44,6 +44,7 @@ class TaskModule(L.LightningModule):
         self.split = "val"
         self.predictions: dict[str, list[dict]] = {}  # set -> rows of the last evaluation
         self.last_metrics: dict = {}  # flat metrics of the last validation
+        self._compiled: tuple | None = None  # train.compile: the compiled forward and loss
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -70,9 +71,20 @@ class TaskModule(L.LightningModule):
         if hasattr(self.model, "set_progress"):
             self.model.set_progress(min(1.0, self.global_step / self._total_steps))
 
+    def training_fns(self):
+        """``(forward, loss)`` of the training step: the model's own, or with ``train.compile`` their
+        ``torch.compile`` d forms (made once; kept out of the module's state, so checkpoints and the EMA
+        copy see the plain model)."""
+        if not self.cfg.train.compile:
+            return self.model, self.model.loss
+        if self._compiled is None:
+            self._compiled = (torch.compile(self.model.forward), torch.compile(self.model.loss))
+        return self._compiled
+
     def training_step(self, batch, batch_idx: int):
-        outputs = self.model(batch)
-        loss, terms = self.model.loss(outputs, batch)
+        forward, loss_fn = self.training_fns()
+        outputs = forward(batch)
+        loss, terms = loss_fn(outputs, batch)
         bs = len(batch["meta"])
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for k, v in terms.items():
