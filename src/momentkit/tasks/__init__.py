@@ -117,3 +117,19 @@ def list_tasks() -> list[str]:
 def set_metric_key(set_name: str, split: str, key: str) -> str:
     """The flat key of metric ``key`` of evaluation set ``set_name`` of ``split`` (see the module docstring)."""
     return key if set_name == split else f"{set_name}/{key}"
+
+
+def video_feature_input(feats, cfg, what: str = "features"):
+    """One video's features as ``float32 (T, D)``, ``T >= 1``, of the width the run's model reads
+    (``model.input_dim`` when the config has it): what the one-video entry points of the tasks
+    (serving a classification or detection checkpoint) check before building their batch."""
+    import numpy as np
+
+    x = np.asarray(feats, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 1:
+        raise InputError(f"expected {what} (T, D) with T >= 1, got shape {x.shape}", field="features")
+    want = cfg.model.get("input_dim")
+    if want and x.shape[-1] != int(want):
+        raise InputError(f"features of width {x.shape[-1]}, the model reads {want}", field="features")
+    return x
+

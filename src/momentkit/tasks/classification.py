@@ -386,14 +386,9 @@ def score_video(model, cfg, feats: np.ndarray, vocab, *, video: str = "video", d
     import torch
 
     from momentkit.data.classification import Collate, frame_indices
-    from momentkit.tasks import get_task
+    from momentkit.tasks import get_task, video_feature_input
 
-    x = np.asarray(feats, dtype=np.float32)
-    if x.ndim != 2 or len(x) < 1:
-        raise InputError(f"expected per-frame features (T, D) with T >= 1, got shape {x.shape}", field="features")
-    want = cfg.model.get("input_dim")
-    if want and x.shape[-1] != int(want):
-        raise InputError(f"features of width {x.shape[-1]}, the model reads {want}", field="features")
+    x = video_feature_input(feats, cfg, "per-frame features")
     d = cfg.data
     idx = np.stack([frame_indices(len(x), d.frames, view=k, views=d.eval_views) for k in range(d.eval_views)])
     item = {"inputs": torch.from_numpy(x[idx]), "labels": torch.zeros(len(vocab.classes)),

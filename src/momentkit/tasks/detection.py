@@ -208,20 +208,14 @@ def detect_video(model, cfg, feats, *, duration: float, fps: float | None = None
     refused when the grid steps by another length."""
     from types import SimpleNamespace
 
-    import numpy as np
     import torch
 
     from momentkit.data.datasets import DetectionDataset
     from momentkit.data.records import DetectionSample
     from momentkit.tal.data import collate_two_domain
-    from momentkit.tasks import get_task
+    from momentkit.tasks import get_task, video_feature_input
 
-    x = np.asarray(feats, dtype=np.float32)
-    if x.ndim != 2 or len(x) < 1:
-        raise InputError(f"expected features (T, D) with T >= 1, got shape {x.shape}", field="features")
-    want = cfg.model.get("input_dim")
-    if want and x.shape[-1] != int(want):
-        raise InputError(f"features of width {x.shape[-1]}, the model reads {want}", field="features")
+    x = video_feature_input(feats, cfg, "features")
     d = cfg.data
     if not d.classes:
         raise InputError("the run records no class names", field="data.classes")
