@@ -141,9 +141,7 @@ def synthetic_data(data, seed: int, console) -> dict:
 
 def report(console, out, data, summary: dict, cfg, result: dict) -> None:
     """Metrics beside the oracle's, timelines of four val queries and where everything was written."""
-    from momentkit.io import iter_jsonl
     from momentkit.training.report import metrics_table
-    from momentkit.viz import plot_timelines
 
     rows = {"oracle (training-free)": summary["oracle"]["val"], cfg.model["name"]: result["val"]}
     console.print(metrics_table(rows, "QVHighlights metrics on qvh-small val"))
@@ -152,11 +150,21 @@ def report(console, out, data, summary: dict, cfg, result: dict) -> None:
             "oracle (training-free)": summary["oracle"]["val"], cfg.model["name"]: result["val"]["diagnostics"]}
     console.print(metrics_table(diag, "query diagnostics on qvh-small val (x100)",
                                 keys=["query-sensitivity", "top1-overlap", "ECE"]))
+    png = val_timelines(out, data, cfg)
+    console.print(f"learning curve: {out / 'run' / 'curve.png'}   timelines: {png}")
+    console.print(f"predictions: {out / 'run' / 'predictions_val.jsonl'}   metrics: {out / 'run' / 'metrics_val.json'}")
+
+
+def val_timelines(out, data, cfg, count: int = 4):
+    """``OUT/timelines.png``: the first ``count`` val queries of ``DATA/annotations/val.jsonl``, their
+    ground truth against the run's predictions (``OUT/run/predictions_val.jsonl``) and saliency."""
+    from momentkit.io import iter_jsonl
+    from momentkit.viz import plot_timelines
+
     preds = {p["qid"]: p for _, p in iter_jsonl(out / "run" / "predictions_val.jsonl")}
-    gts = [g for _, g in iter_jsonl(data / "annotations/val.jsonl")][:4]
+    gts = [g for _, g in iter_jsonl(data / "annotations/val.jsonl")][:count]
     items = [{"query": g["query"], "duration": g["duration"], "gt_windows": g["relevant_windows"],
               "pred_windows": preds[g["qid"]]["pred_relevant_windows"],
               "saliency": preds[g["qid"]]["pred_saliency_scores"]} for g in gts]
-    png = plot_timelines(items, out / "timelines.png", clip_len=cfg.data.clip_len)
-    console.print(f"learning curve: {out / 'run' / 'curve.png'}   timelines: {png}")
-    console.print(f"predictions: {out / 'run' / 'predictions_val.jsonl'}   metrics: {out / 'run' / 'metrics_val.json'}")
+    return plot_timelines(items, out / "timelines.png", clip_len=cfg.data.clip_len)
+

@@ -157,11 +157,10 @@ def report(console, out: Path, data: Path, cfg, result: dict, seed: int) -> None
     the file alone, and the commands to go on with."""
     from rich.table import Table
 
-    from momentkit.io import iter_jsonl
     from momentkit.predict import Predictor
     from momentkit.synth.video_moments import make_moment_video
     from momentkit.training.report import metrics_table
-    from momentkit.viz import plot_timelines
+    from momentkit.cli.demo import val_timelines
 
     name = cfg.model["name"]
     console.print(metrics_table({name: result["val"]}, f"moment retrieval on {PRESET} val (generated videos; no highlight labels)"))
@@ -169,12 +168,7 @@ def report(console, out: Path, data: Path, cfg, result: dict, seed: int) -> None
             name: result["val"]["diagnostics"]}
     console.print(metrics_table(diag, "does the model listen to the query? (x100)",
                                 keys=["query-sensitivity", "top1-overlap"]))
-    preds = {p["qid"]: p for _, p in iter_jsonl(out / "run" / "predictions_val.jsonl")}
-    gts = [g for _, g in iter_jsonl(data / "annotations/val.jsonl")][:4]
-    items = [{"query": g["query"], "duration": g["duration"], "gt_windows": g["relevant_windows"],
-              "pred_windows": preds[g["qid"]]["pred_relevant_windows"],
-              "saliency": preds[g["qid"]]["pred_saliency_scores"]} for g in gts]
-    png = plot_timelines(items, out / "timelines.png", clip_len=cfg.data.clip_len)
+    png = val_timelines(out, data, cfg)
 
     example = out / "example.mp4"
     video = make_moment_video(example, seed=seed + 1)
