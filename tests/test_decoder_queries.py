@@ -41,9 +41,14 @@ def test_counts_by_hand_on_rows():
     assert [s["top1"] for s in slots] == [100.0, 0.0, 0.0]
     assert [s["mean-score"] for s in slots] == [0.8, 0.15, 0.325]
     assert [s["matched@0.5"] for s in slots] == [100.0, 50.0, 100.0]
+    assert out["top1-slot"] == 100.0
     assert out["brief"] == {"decoder-active@score>=0.5": 1.5, "decoder-distinct@score>=0.5": 1.0,
+                            "decoder-top1-slot": 100.0,
                             "decoder-matched-preds@0.1": 100.0, "decoder-matched-gt@0.1": 100.0,
                             "decoder-matched-preds@0.5": 83.33, "decoder-matched-gt@0.5": 100.0}
+    # the highest score in slot 0 for query 0 and in slot 1 for query 1: no slot has it for more than half
+    spread = [rows[0], {"qid": 1, "slot_windows": [[8, 10, 0.1], [0, 20, 0.2], [9, 10, 0.05]]}]
+    assert evaluate_decoder_queries(spread, GT)["brief"]["decoder-top1-slot"] == 50.0
     # a lower threshold activates more queries
     assert evaluate_decoder_queries(rows, GT, score_threshold=0.1)["active"]["mean"] == 2.5
 

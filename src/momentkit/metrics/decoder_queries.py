@@ -27,10 +27,11 @@ Overall: the mean and standard deviation over text queries (each query weighs th
 reports ``mean ± std``), the mean of ``active`` per number of GT moments (Fig. 3.7) and the histogram
 of ``active``. Per slot ``q``: ``active`` (% of text queries where slot ``q`` is active), ``top1`` (%
 where it has the highest score, ties to the lower slot: a few slots with all of it is *index
-collapse*), ``mean-score``, ``matched@tau`` (% of text queries where its window matches a GT moment).
+collapse*), ``mean-score``, ``matched@tau`` (% of text queries where its window matches a GT moment);
+``top1-slot`` is the largest ``top1`` (100: one slot has the highest score for every text query).
 
 Flat keys (logged every validation; :func:`flat_metrics`): ``decoder-active@score>=s``,
-``decoder-distinct@score>=s``, ``decoder-matched-preds@tau``, ``decoder-matched-gt@tau``.
+``decoder-distinct@score>=s``, ``decoder-top1-slot``, ``decoder-matched-preds@tau``, ``decoder-matched-gt@tau``.
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ def evaluate_decoder_queries(rows, gt, *, score_threshold: float = 0.5, threshol
         "active": {**_stat(n_active), "by-moments": moments,
                    "histogram": np.bincount(n_active, minlength=q + 1).tolist()},
         "distinct-active": _stat(distinct),
+        "top1-slot": pct(top1.max() / n),
     }
     slot_rows = [{"slot": s, "active": pct(active[:, s].mean()), "top1": pct(top1[s] / n),
                   "mean-score": float(f"{scores[:, s].mean():.4f}")} for s in range(q)]
-    brief = {f"decoder-active@{tag}": out["active"]["mean"], f"decoder-distinct@{tag}": out["distinct-active"]["mean"]}
+    brief = {f"decoder-active@{tag}": out["active"]["mean"], f"decoder-distinct@{tag}": out["distinct-active"]["mean"],
+             "decoder-top1-slot": out["top1-slot"]}
     for tau in thr:
         key = threshold_key(tau)
         match = (iou >= tau) & gt_valid[:, None, :]  # (N, Q, G)
